@@ -1,0 +1,106 @@
+"""Model registry: the three detector families as ``ModelConfig`` presets, and ``build_model``.
+
+Architecture choices (REFERENCE.md leaves them to us; sizes are checked by tests/test_models.py):
+- tiny-yolo: the YOLOv2-tiny topology (darknet yolov2-tiny-voc.cfg) with a one-class head.
+- ifq-tinier-yolo: Tiny-YOLO narrowed to 16-32-64-128-256-256-256 so that 1-bit weights fit
+  240.9 KiB; 8-bit first layer (it sees pixels) and 8-bit head (it produces box offsets), as
+  HWGQ/IFQ-style networks keep the first and last layers in higher precision.
+- dupnet-tinier-yolo: the IFQ topology made 6.5x smaller with duplicated weight channels on the
+  weight-heavy deep layers (factor 2 to 16, input axis: the reduced conv is d times cheaper) and
+  duplicated input maps on the quantization-sensitive first layer and head (factor 4: binary
+  weights act as 5-level weights), so no 8-bit weights remain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from facedet.config import HWGQ_STEPS, ConvSpec, ModelConfig
+
+# Default anchors (pixels at the network input): k-means (1 - IoU) on WIDER Face train boxes
+# letterboxed to 320 px (scripts/compute_anchors.py); train.py recomputes them for its data.
+DEFAULT_ANCHORS: tuple[tuple[float, float], ...] = ((10.0, 13.0), (22.0, 28.0), (42.0, 54.0), (80.0, 100.0), (160.0, 200.0))
+DEFAULT_IMG_SIZE = 320
+
+
+def tiny_yolo_config(img_size: int = DEFAULT_IMG_SIZE, anchors: tuple[tuple[float, float], ...] = DEFAULT_ANCHORS) -> ModelConfig:
+    widths = (16, 32, 64, 128, 256, 512, 1024, 1024)
+    pools = ("max2", "max2", "max2", "max2", "max2", "max2s1", "none", "none")
+    return ModelConfig(
+        name="tiny-yolo",
+        img_size=img_size,
+        anchors=anchors,
+        layers=tuple(ConvSpec(w, pool=p) for w, p in zip(widths, pools, strict=True)),
+        activation="leaky",
+        head_weight="float",
+    )
+
+
+_TINIER_WIDTHS = (16, 32, 64, 128, 256, 256, 256)
+_TINIER_POOLS = ("max2", "max2", "max2", "max2", "max2", "max2s1", "none")
+
+
+def ifq_tinier_yolo_config(
+    img_size: int = DEFAULT_IMG_SIZE, anchors: tuple[tuple[float, float], ...] = DEFAULT_ANCHORS
+) -> ModelConfig:
+    weights = ("int8",) + ("binary",) * 6
+    return ModelConfig(
+        name="ifq-tinier-yolo",
+        img_size=img_size,
+        anchors=anchors,
+        layers=tuple(
+            ConvSpec(w, pool=p, weight=k) for w, p, k in zip(_TINIER_WIDTHS, _TINIER_POOLS, weights, strict=True)
+        ),
+        activation="hwgq",
+        act_bits=2,
+        act_step=HWGQ_STEPS[2],
+        head_weight="int8",
+    )
+
+
+def dupnet_tinier_yolo_config(
+    img_size: int = DEFAULT_IMG_SIZE,
+    anchors: tuple[tuple[float, float], ...] = DEFAULT_ANCHORS,
+    dup_weight: tuple[int, ...] = (1, 1, 1, 2, 8, 16, 16),
+    dup_input_first: int = 4,
+    dup_input_head: int = 4,
+    dup_axis: str = "in",
+) -> ModelConfig:
+    layers = []
+    for i, (width, pool_kind, d) in enumerate(zip(_TINIER_WIDTHS, _TINIER_POOLS, dup_weight, strict=True)):
+        layers.append(
+            ConvSpec(width, pool=pool_kind, weight="binary", dup_weight=d, dup_input=dup_input_first if i == 0 else 1)
+        )
+    return ModelConfig(
+        name="dupnet-tinier-yolo",
+        img_size=img_size,
+        anchors=anchors,
+        layers=tuple(layers),
+        activation="hwgq",
+        act_bits=2,
+        act_step=HWGQ_STEPS[2],
+        head_weight="binary",
+        head_dup_input=dup_input_head,
+        dup_axis=dup_axis,
+    )
+
+
+MODELS: dict[str, Callable[..., ModelConfig]] = {
+    "tiny-yolo": tiny_yolo_config,
+    "ifq-tinier-yolo": ifq_tinier_yolo_config,
+    "dupnet-tinier-yolo": dupnet_tinier_yolo_config,
+}
+
+
+def model_config(name: str, **kwargs: object) -> ModelConfig:
+    """The preset config of a family by name; unknown names raise ValueError listing the valid ones."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
+    return MODELS[name](**kwargs)
+
+
+def build_model(config: ModelConfig):  # -> FaceDetector (import kept lazy: torch)
+    """Build the torch module for a config."""
+    from facedet.models.detector import FaceDetector
+
+    return FaceDetector(config)
