@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 
 # name -> one-line help. The module facedet.commands.<name> (dashes -> underscores) does the work.
@@ -32,7 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, help_text in COMMANDS.items():
-        module = importlib.import_module(f"facedet.commands.{name.replace('-', '_')}")
+        module_name = f"facedet.commands.{name.replace('-', '_')}"
+        if importlib.util.find_spec(module_name) is None:  # a trimmed install may lack a command
+            continue
+        module = importlib.import_module(module_name)
         sub = subparsers.add_parser(name, help=help_text, description=module.__doc__)
         module.add_arguments(sub)
         sub.set_defaults(_module=module)

@@ -1,0 +1,76 @@
+"""Self-describing training checkpoints: the model config travels inside.
+
+A checkpoint is a ``torch.save`` dict:
+``{"format": "facedet-checkpoint", "format_version": 1, "model_config": dict, "model": state_dict,
+"train_config": dict, "epoch": int, "optimizer": ..., "rng": ..., "metrics": dict, ...}``.
+``load_model(path)`` rebuilds the network from the checkpoint alone (nanoGPT's sample.py).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from facedet.config import ModelConfig
+
+FORMAT = "facedet-checkpoint"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that is missing, truncated, corrupt or not a facedet checkpoint."""
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` (must hold ``model_config`` and ``model``) atomically: temp file + rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"format": FORMAT, "format_version": FORMAT_VERSION, **payload}
+    if "model_config" not in data or "model" not in data:
+        raise ValueError("a checkpoint needs 'model_config' and 'model'")
+    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        torch.save(data, tmp_name)
+        os.replace(tmp_name, path)
+    finally:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+    return path
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint, with a clear error for a missing, truncated or foreign file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch raises several types for truncated/corrupt zip archives
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt?): {exc}") from exc
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a facedet checkpoint (no format={FORMAT!r} entry)")
+    if int(data.get("format_version", 0)) > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format {data['format_version']} is newer than this facedet reads ({FORMAT_VERSION})"
+        )
+    return data
+
+
+def load_model(path: str | Path) -> tuple[torch.nn.Module, ModelConfig, dict[str, Any]]:
+    """(model in eval mode, its config, the raw checkpoint dict) rebuilt from the file alone."""
+    from facedet.models import build_model
+
+    data = load_checkpoint(path)
+    config = ModelConfig.from_dict(data["model_config"])
+    model = build_model(config)
+    try:
+        model.load_state_dict(data["model"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: weights do not fit the stored model config: {exc}") from exc
+    model.eval()
+    return model, config, data
