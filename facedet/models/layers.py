@@ -63,7 +63,8 @@ class QuantConvBlock(nn.Module):
     @torch.no_grad()
     def folded_affine(self) -> tuple[Tensor, Tensor]:
         """(s, b), float32 (out,): the eval-mode output in quantizer steps is ``acc * s + b``."""
-        _, multiplier = self.conv.effective_integer_weight()
+        _, weight_scale = self.conv.effective_integer_weight()
+        multiplier = weight_scale * self.conv.in_scale  # real value of one accumulator unit
         inv_std = 1.0 / torch.sqrt(self.bn.running_var + self.bn.eps)
         gamma_over_std = self.bn.weight * inv_std
         s = multiplier * gamma_over_std / self.act.step
