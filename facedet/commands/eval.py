@@ -1,0 +1,255 @@
+"""Score detectors on FDDB with the official protocol (and on WIDER val with COCO AP), write a report.
+
+    facedet eval fddb --fddb-root DIR --out DIR [--detections FILE[:LABEL] ...] [--ellipses]
+                      [--model PATH[:LABEL] ...] [--peer NAME ...] [--img-size N] [--max-images N]
+    facedet eval wider --data-root DIR (--model PATH | --peer NAME) [--img-size N] [--max-images N]
+
+Per model, ``--out/<label>/`` gets ``DiscROC.txt``, ``ContROC.txt`` (official layout),
+``detections.txt`` (official format) and ``run.json`` (time per image, size, MACs); ``--out`` gets
+``metrics.json``, ``report.md`` and ``report.html``. A ``--detections`` file with a ``run.json``
+beside it (as written here) keeps that run's time, size and MACs in the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="target", metavar="TARGET", required=True)
+    fddb = sub.add_parser("fddb", help="FDDB discrete/continuous ROC (official protocol) and report")
+    fddb.add_argument("--fddb-root", type=Path, required=True, help="FDDB root (FDDB-folds/, originalPics/)")
+    fddb.add_argument("--out", type=Path, required=True, help="output folder")
+    fddb.add_argument(
+        "--detections",
+        action="append",
+        default=[],
+        metavar="FILE[:LABEL]",
+        help="an FDDB-format detection file to score (repeatable)",
+    )
+    fddb.add_argument(
+        "--ellipses",
+        action="store_true",
+        help="--detections files hold ellipses (major minor angle cx cy score), not rectangles",
+    )
+    fddb.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="PATH[:LABEL]",
+        help="a .fdet integer model or .pt checkpoint to run over the images (repeatable)",
+    )
+    fddb.add_argument(
+        "--peer", action="append", default=[], metavar="NAME", help="a peer detector to run, e.g. haar (repeatable)"
+    )
+    fddb.add_argument("--img-size", type=int, default=None, help="network input size in pixels (model default)")
+    fddb.add_argument("--max-images", type=int, default=None, help="score only the first N present images")
+    fddb.add_argument("--folds", type=int, nargs="+", default=None, help="fold numbers 1..10 (default all)")
+    fddb.add_argument("--threads", type=int, default=None, help="OpenCV/torch threads while detecting")
+    fddb.add_argument("--samples", type=int, default=4, help="FDDB images shown in the report figure")
+    fddb.add_argument("--no-report", action="store_true", help="write ROCs and metrics.json only")
+
+    wider = sub.add_parser("wider", help="WIDER val AP50 and AP50:95 (pycocotools)")
+    wider.add_argument("--data-root", type=Path, required=True, help="WIDER root (WIDER_val/, wider_face_split/)")
+    which = wider.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model", metavar="PATH", help="a .fdet integer model or .pt checkpoint")
+    which.add_argument("--peer", metavar="NAME", help="a peer detector instead, e.g. haar")
+    wider.add_argument("--img-size", type=int, default=None, help="network input size in pixels (model default)")
+    wider.add_argument("--max-images", type=int, default=None, help="score only the first N images")
+    wider.add_argument("--out", type=Path, default=None, help="write the metrics as JSON here")
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.target == "wider":
+        return _run_wider(args)
+    return _run_fddb(args)
+
+
+def split_label(spec: str) -> tuple[Path, str]:
+    """``PATH[:LABEL]`` -> (path, label); the label defaults to the file stem."""
+    path, sep, label = spec.rpartition(":")
+    if sep and path and label and "/" not in label and "\\" not in label:
+        return Path(path), label
+    return Path(spec), Path(spec).stem
+
+
+def _safe(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", label) or "model"
+
+
+def _load_model(path: Path, img_size: int | None) -> Any:
+    import inspect
+
+    from facedet.runtime import load_detector  # written alongside; imported only when needed
+
+    if img_size is not None and "img_size" in inspect.signature(load_detector).parameters:
+        return load_detector(path, img_size=img_size)
+    if img_size is not None:
+        log.warning("load_detector takes no img_size; using the model's own input size")
+    return load_detector(path)
+
+
+def _run_detector(detector: Any, fddb: Any, out_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run a Detector over the present images; returns (detections by name, run info)."""
+    import cv2
+    from tqdm import tqdm
+
+    from facedet.data.fddb import boxes_to_rect_rows, write_detections
+
+    detections: dict[str, Any] = {}
+    total_s = 0.0
+    for image in tqdm(fddb.images, desc=getattr(detector, "name", "detector"), unit="img"):
+        bgr = cv2.imread(str(fddb.path(image)), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+        if bgr is None:
+            raise FileNotFoundError(f"cannot read {fddb.path(image)}")
+        start = time.perf_counter()
+        dets = detector.detect(bgr)
+        total_s += time.perf_counter() - start
+        detections[image.name] = boxes_to_rect_rows(dets.boxes, dets.scores)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_detections(out_dir / "detections.txt", ((im.name, detections[im.name]) for im in fddb.images))
+    info = {
+        "ms_per_image": 1000.0 * total_s / max(1, len(fddb.images)),
+        "images": len(fddb.images),
+        "stored_bytes": getattr(detector, "stored_bytes", None),
+        "macs": getattr(detector, "macs", None),
+        "img_size": getattr(detector, "img_size", None),
+        "kind": "rect",
+        "det_count": int(sum(len(v) for v in detections.values())),
+    }
+    (out_dir / "run.json").write_text(json.dumps(info, indent=2))
+    return detections, info
+
+
+def _run_fddb(args: argparse.Namespace) -> int:
+    from facedet.data.fddb import load_fddb, read_detections
+    from facedet.fddb_eval import FDDBScorer
+
+    if not (args.detections or args.model or args.peer):
+        print("nothing to score: give --detections, --model or --peer")
+        return 2
+    if args.threads is not None:
+        import cv2
+
+        cv2.setNumThreads(args.threads)
+    fddb = load_fddb(args.fddb_root, args.folds).subset(args.max_images)
+    print(
+        f"FDDB: {len(fddb.images)} images with {fddb.num_faces} faces scored; "
+        f"{len(fddb.missing)} images ({fddb.num_missing_faces} faces) missing from {args.fddb_root}, skipped"
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    scorer = FDDBScorer(fddb)
+    runs: list[dict[str, Any]] = []  # one per model: label, source, evaluation, run info
+
+    def score(label: str, source: str, detections: dict[str, Any], kind: str, info: dict[str, Any]) -> None:
+        start = time.perf_counter()
+        result = scorer.score(detections, kind)  # type: ignore[arg-type]
+        out_dir = args.out / _safe(label)
+        result.roc.write(out_dir)
+        m = result.metrics()
+        print(
+            f"{label}: disc TPR@1000FP {m['overall']['disc']['1000']:.4f}, "  # type: ignore[index]
+            f"cont {m['overall']['cont']['1000']:.4f} ({time.perf_counter() - start:.1f} s to score)"
+        )
+        runs.append({"label": label, "source": source, "result": result, "info": info, "dets": detections})
+
+    kind = "ellipse" if args.ellipses else "rect"
+    for spec in args.detections:
+        path, label = split_label(spec)
+        detections = read_detections(path, fddb.order, kind=kind)
+        sidecar = path.parent / "run.json"
+        info = json.loads(sidecar.read_text()) if sidecar.exists() else {}
+        if info.get("images") not in (None, len(fddb.images)):
+            info = {k: v for k, v in info.items() if k != "ms_per_image"}  # timed on another image set
+        score(label, f"detections file {path}", detections, kind, info)
+    if args.threads is not None and args.model:
+        try:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        except ImportError:
+            pass
+    for spec in args.model:
+        path, label = split_label(spec)
+        detector = _load_model(path, args.img_size)
+        detections, info = _run_detector(detector, fddb, args.out / _safe(label))
+        score(label, f"model {path}", detections, "rect", info)
+    for name in args.peer:
+        from facedet.peers import load_peer
+
+        detector = load_peer(name)
+        detections, info = _run_detector(detector, fddb, args.out / _safe(name))
+        score(name, f"peer {name}", detections, "rect", info)
+
+    metrics = {
+        "fddb_root": str(args.fddb_root),
+        "images": len(fddb.images),
+        "faces": fddb.num_faces,
+        "missing_images": len(fddb.missing),
+        "missing_faces": fddb.num_missing_faces,
+        "models": {r["label"]: {"source": r["source"], **r["info"], **r["result"].metrics()} for r in runs},
+    }
+    (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    if not args.no_report:
+        from facedet.evaluation.report import ModelEntry, write_report
+
+        entries = [
+            ModelEntry(
+                label=r["label"],
+                source=r["source"],
+                evaluation=r["result"],
+                detections=r["dets"],
+                stored_bytes=r["info"].get("stored_bytes"),
+                macs=r["info"].get("macs"),
+                ms_per_image=r["info"].get("ms_per_image"),
+                img_size=r["info"].get("img_size"),
+            )
+            for r in runs
+        ]
+        md, html = write_report(args.out, entries, fddb, num_samples=args.samples)
+        print(f"wrote {md} and {html}")
+    print(f"wrote {args.out / 'metrics.json'}")
+    return 0
+
+
+def _run_wider(args: argparse.Namespace) -> int:
+    import cv2
+    import numpy as np
+    from tqdm import tqdm
+
+    from facedet.data.wider import load_wider
+    from facedet.evaluation.wider_ap import wider_ap
+
+    samples, missing = load_wider(args.data_root, "val", allow_missing=True)
+    if missing:
+        print(f"WIDER val: {len(missing)} listed images missing, skipped")
+    if args.max_images is not None:
+        samples = samples[: args.max_images]
+    if args.peer is not None:
+        from facedet.peers import load_peer
+
+        detector = load_peer(args.peer)
+    else:
+        detector = _load_model(Path(args.model), args.img_size)
+    gts, dets = [], []
+    for sample in tqdm(samples, desc="WIDER val", unit="img"):
+        bgr = cv2.imread(str(sample.path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise FileNotFoundError(f"cannot read {sample.path}")
+        gts.append((np.asarray(sample.boxes, np.float64), np.asarray(sample.invalid, bool)))
+        dets.append(detector.detect(bgr))
+    metrics = wider_ap(gts, dets)
+    print(json.dumps(metrics, indent=2))
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(metrics, indent=2))
+    return 0

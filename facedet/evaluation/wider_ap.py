@@ -1,0 +1,103 @@
+"""WIDER Face val AP50 and AP50:95 with pycocotools (COCO-style AP, one class "face").
+
+Generic: takes per-image ground-truth arrays and ``Detections``, so the training loop and
+``facedet eval wider`` call the same function. Faces flagged invalid (or otherwise ignored) become
+COCO "crowd" regions: a detection on them is neither a true nor a false positive. pycocotools is
+imported inside the function (it is in the ``eval`` and ``train`` extras).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from facedet.detections import Detections
+
+__all__ = ["wider_ap"]
+
+
+def wider_ap(
+    ground_truth: Sequence[tuple[NDArray[np.floating], NDArray[np.bool_]]],
+    detections: Sequence[Detections],
+    max_dets: int = 1000,
+) -> dict[str, float]:
+    """COCO AP of face detections.
+
+    Args:
+        ground_truth: per image, (boxes float (M, 4) xyxy pixels, ignore bool (M,)); ignored faces
+            (WIDER ``invalid``) are scored as crowd regions.
+        detections: per image, the detector's ``Detections`` (same image order and frame).
+        max_dets: detections kept per image (highest scores), COCO's third ``maxDets``.
+
+    Returns:
+        ``{"AP50": ..., "AP50:95": ..., "images": n, "faces": scored faces, "ignored": n}``; AP
+        values in [0, 1] (0.0 when there is nothing to score).
+
+    Raises:
+        ValueError: the two sequences differ in length or an array has the wrong shape.
+    """
+    if len(ground_truth) != len(detections):
+        raise ValueError(f"{len(ground_truth)} ground-truth images but {len(detections)} detection sets")
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
+    results: list[dict[str, Any]] = []
+    faces = ignored = 0
+    for image_id, ((boxes, ignore), dets) in enumerate(zip(ground_truth, detections, strict=True), start=1):
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        ignore = np.asarray(ignore, bool).reshape(-1)
+        if ignore.shape[0] != boxes.shape[0]:
+            raise ValueError(f"image {image_id}: {boxes.shape[0]} boxes but {ignore.shape[0]} ignore flags")
+        # pycocotools wants a size per image; it is not used for bbox AP.
+        extent = np.concatenate([boxes[:, 2:], dets.boxes[:, 2:]]).max(initial=1.0)
+        images.append({"id": image_id, "width": int(np.ceil(extent)), "height": int(np.ceil(extent))})
+        for box, flag in zip(boxes, ignore, strict=True):
+            w, h = float(box[2] - box[0]), float(box[3] - box[1])
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": 1,
+                    "bbox": [float(box[0]), float(box[1]), w, h],
+                    "area": max(w, 0.0) * max(h, 0.0),
+                    "iscrowd": int(flag),
+                    "ignore": int(flag),
+                }
+            )
+            faces += int(not flag)
+            ignored += int(flag)
+        order = np.argsort(-dets.scores, kind="stable")[:max_dets]
+        for box, score in zip(dets.boxes[order], dets.scores[order], strict=True):
+            results.append(
+                {
+                    "image_id": image_id,
+                    "category_id": 1,
+                    "score": float(score),
+                    "bbox": [float(box[0]), float(box[1]), float(box[2] - box[0]), float(box[3] - box[1])],
+                }
+            )
+    out = {"AP50": 0.0, "AP50:95": 0.0, "images": float(len(images)), "faces": float(faces), "ignored": float(ignored)}
+    if not results or faces == 0:
+        return out
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
+        gt = COCO()
+        gt.dataset = {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "face"}]}
+        gt.createIndex()
+        dt = gt.loadRes(results)
+        ev = COCOeval(gt, dt, iouType="bbox")
+        ev.params.maxDets = [1, 100, max_dets]
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    # stats[0] = AP@[.50:.95], stats[1] = AP@.50 (area "all", maxDets[2]); -1 means undefined.
+    out["AP50:95"] = max(float(ev.stats[0]), 0.0)
+    out["AP50"] = max(float(ev.stats[1]), 0.0)
+    return out
