@@ -1,0 +1,36 @@
+# facedet REST service: the integer engine + FastAPI, no torch.
+#   docker build -t facedet .
+#   docker run --rm -p 8000:8000 facedet        # then open http://localhost:8000/
+# Scale out: run more containers behind a load balancer (the service is stateless), or raise
+# `--workers` in CMD to use more cores per container. Settings: FACEDET_* env vars (service/settings.py).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    FACEDET_MODEL_PATH=/app/weights/default.fdet
+
+WORKDIR /app
+
+# Dependencies first (cached layer): only the serving extra -- numpy, opencv-python-headless, fastapi...
+COPY pyproject.toml README.md ./
+COPY facedet/ facedet/
+COPY service/ service/
+RUN pip install ".[serve]" \
+    && python -c "import service.app" \
+    && ! python -c "import torch" 2>/dev/null \
+    && echo "serving image: torch is not installed"
+
+# The shipped integer model(s).
+COPY weights/*.fdet weights/
+
+RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin facedet \
+    && chown -R root:root /app && chmod -R a+rX /app
+USER facedet
+
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
+    CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status != 200)"
+
+CMD ["uvicorn", "service.app:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000", "--workers", "1"]

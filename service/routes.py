@@ -1,0 +1,424 @@
+"""HTTP routes: detection, health, model metadata, metrics, and the browser demo page.
+
+Uploads are read by hand from the ASGI stream (not by FastAPI's ``File()``), so the size limit
+is enforced while the bytes arrive: a ``Content-Length`` over the limit is refused before
+reading, and a body that grows past it (chunked, or lying about its length) is refused as soon
+as the excess arrives. Decoding and detection run in worker threads behind ``Gate``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio.to_thread
+import cv2
+import numpy as np
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import FileResponse, PlainTextResponse
+from starlette.datastructures import UploadFile
+
+from facedet.anchors import PostProcess
+from facedet.detections import Detections
+from service.images import ImageError, decode_image
+from service.schemas import (
+    BatchItem,
+    BatchResponse,
+    DetectResponse,
+    ErrorResponse,
+    Face,
+    HealthResponse,
+    ImageInfo,
+    ModelInfo,
+    ModelRef,
+)
+from service.state import Engine, ServiceState
+
+STATIC_DIR = Path(__file__).parent / "static"
+MULTIPART_OVERHEAD = 64 * 1024  # boundary lines and part headers allowed on top of the file itself
+DETECT_QUERY = {"min_score", "max_faces", "max_side"}
+
+router = APIRouter()
+
+
+class UploadTooLarge(Exception):
+    """The request body exceeded its byte limit (-> 413)."""
+
+
+def get_state(request: Request) -> ServiceState:
+    """The app's ``ServiceState`` (a FastAPI dependency)."""
+    state: ServiceState = request.app.state.service
+    return state
+
+
+StateDep = Annotated[ServiceState, Depends(get_state)]
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    text = {
+        400: "Empty body, or a malformed multipart body.",
+        413: "Upload larger than the byte limit (checked while reading), or more pixels than allowed "
+        "(checked from the image header before decoding), or too many files in a batch.",
+        415: "A recognised image format that is not supported (GIF, TIFF, HEIF, ...), or a batch that is not "
+        "multipart; JPEG, PNG, WebP and BMP are accepted, sniffed from the magic bytes.",
+        422: "Not an image, a truncated or corrupt image, a wrong multipart field name, "
+        "an unknown query parameter, or a parameter out of range.",
+        503: "The model is not loaded yet, or the service is saturated (retry after the Retry-After seconds).",
+    }
+    return {code: {"model": ErrorResponse, "description": text[code]} for code in codes}
+
+
+def _image_body_doc(batch: bool) -> dict[str, Any]:
+    if batch:
+        multipart = {
+            "type": "object",
+            "required": ["files"],
+            "properties": {
+                "files": {
+                    "type": "array",
+                    "items": {"type": "string", "format": "binary"},
+                    "description": "Several images (JPEG, PNG, WebP or BMP), each one part named 'files'.",
+                }
+            },
+        }
+        return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": multipart}}}}
+    multipart = {
+        "type": "object",
+        "required": ["file"],
+        "properties": {
+            "file": {"type": "string", "format": "binary", "description": "The image (JPEG, PNG, WebP or BMP)."}
+        },
+    }
+    raw = {"schema": {"type": "string", "format": "binary"}}
+    content: dict[str, Any] = {"multipart/form-data": {"schema": multipart}}
+    for media in ("image/jpeg", "image/png", "image/webp", "image/bmp", "application/octet-stream"):
+        content[media] = raw
+    return {
+        "requestBody": {
+            "required": True,
+            "description": "The image, either as a multipart field named 'file' or as the raw request body. "
+            "The format is sniffed from the bytes; the declared content type is not trusted.",
+            "content": content,
+        }
+    }
+
+
+def reject_unknown_query(request: Request) -> None:
+    """422 for query parameters this route does not know (a typo like ``minscore`` must not pass silently)."""
+    unknown = sorted(set(request.query_params) - DETECT_QUERY)
+    if unknown:
+        raise HTTPException(
+            422, f"unknown query parameter(s) {', '.join(unknown)}; allowed: {', '.join(sorted(DETECT_QUERY))}"
+        )
+
+
+MinScore = Annotated[
+    float | None,
+    Query(
+        ge=0.0, le=1.0, description="Drop faces scoring below this (0..1). Default: the service's default_min_score."
+    ),
+]
+MaxFaces = Annotated[
+    int | None, Query(ge=1, le=1000, description="Return at most this many faces, best first (1..1000).")
+]
+MaxSide = Annotated[
+    int | None,
+    Query(
+        ge=32,
+        le=8192,
+        description="Shrink the image so its longer side is at most this many pixels before detection "
+        "(faster on large photos); boxes are still reported in original pixels (32..8192).",
+    ),
+]
+
+
+def _limited_request(request: Request, limit: int) -> Request:
+    """A view of ``request`` whose body stream raises ``UploadTooLarge`` once more than ``limit`` bytes arrive."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise UploadTooLarge(
+            f"upload too large: Content-Length {int(declared)} bytes exceeds the limit of {limit} bytes"
+        )
+    received = 0
+    receive = request.receive
+
+    async def limited_receive() -> Any:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise UploadTooLarge(f"upload too large: more than {limit} bytes received (limit {limit} bytes)")
+        return message
+
+    return Request(request.scope, limited_receive)
+
+
+async def _read_stream(request: Request) -> bytes:
+    chunks = [chunk async for chunk in request.stream()]
+    return b"".join(chunks)
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def _read_form_files(request: Request, field: str, limit: int, max_files: int) -> list[UploadFile]:
+    """Parse a multipart body (bounded by ``limit`` bytes) and return the uploads of ``field``."""
+    limited = _limited_request(request, limit)
+    try:
+        form = await limited.form(max_files=max_files + 1, max_fields=8, max_part_size=64 * 1024)
+    except HTTPException as exc:  # Starlette's MultiPartException -> 400
+        raise HTTPException(400, f"malformed multipart body: {exc.detail}") from exc
+    names = sorted(set(form.keys()))
+    wrong = [name for name in names if name != field]
+    if field not in form:
+        got = f" (got {', '.join(repr(n) for n in names)})" if names else " (the body has no fields)"
+        raise HTTPException(422, f"multipart body has no field named {field!r}{got}; send the image(s) as {field!r}")
+    if wrong:
+        raise HTTPException(422, f"unexpected multipart field(s) {', '.join(map(repr, wrong))}; only {field!r} is read")
+    values = form.getlist(field)
+    if not all(isinstance(v, UploadFile) for v in values):
+        raise HTTPException(422, f"multipart field {field!r} must be a file upload, not a text value")
+    return [v for v in values if isinstance(v, UploadFile)]
+
+
+def _detect_sync(
+    engine: Engine, info: dict[str, Any], data: bytes, max_pixels: int, post: PostProcess, max_side: int | None
+) -> tuple[DetectResponse, float]:
+    """Decode, optionally shrink, detect, and map the boxes back. Runs in a worker thread."""
+    start = time.perf_counter()
+    image, header = decode_image(data, max_pixels)
+    height, width = image.shape[:2]
+    scale_x = scale_y = 1.0
+    work = image
+    if max_side is not None and max(height, width) > max_side:
+        factor = max_side / max(height, width)
+        new_w, new_h = max(1, round(width * factor)), max(1, round(height * factor))
+        work = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA)
+        scale_x, scale_y = new_w / width, new_h / height
+    t0 = time.perf_counter()
+    detections = engine.detect(work, post)
+    inference = time.perf_counter() - t0
+    detections = detections.filter(post.score_threshold, post.max_detections)
+    if work is not image:  # boxes back to original pixels
+        boxes = detections.boxes / np.array([scale_x, scale_y, scale_x, scale_y], np.float32)
+        boxes[:, 0::2] = np.clip(boxes[:, 0::2], 0, width)
+        boxes[:, 1::2] = np.clip(boxes[:, 1::2], 0, height)
+        detections = Detections(boxes.astype(np.float32), detections.scores)
+    faces = [Face(**face) for face in detections.to_json()]
+    response = DetectResponse(
+        faces=faces,
+        count=len(faces),
+        image=ImageInfo(width=width, height=height, format=header.format),
+        scale=round(min(scale_x, scale_y), 6),
+        model=ModelRef(
+            name=str(info.get("name", "unknown")),
+            version=str(info.get("format_version", "unknown")),
+            sha256=info.get("sha256"),
+        ),
+        inference_ms=round(inference * 1000, 3),
+        total_ms=round((time.perf_counter() - start) * 1000, 3),
+    )
+    return response, inference
+
+
+@asynccontextmanager
+async def _admitted(state: ServiceState) -> AsyncIterator[Engine]:
+    if state.engine is None:
+        raise HTTPException(503, "model not loaded yet; check /readyz", headers={"Retry-After": "1"})
+    state.gate.enter()  # raises Busy -> 503
+    try:
+        yield state.engine
+    finally:
+        state.gate.leave()
+
+
+def _post(state: ServiceState, min_score: float | None, max_faces: int | None) -> PostProcess:
+    settings = state.settings
+    return PostProcess(
+        score_threshold=settings.default_min_score if min_score is None else min_score,
+        nms_iou=settings.nms_iou,
+        max_detections=settings.default_max_faces if max_faces is None else max_faces,
+    )
+
+
+async def _run(
+    state: ServiceState, engine: Engine, data: bytes, post: PostProcess, max_side: int | None
+) -> DetectResponse:
+    call: Callable[[], tuple[DetectResponse, float]] = lambda: _detect_sync(  # noqa: E731
+        engine, state.info, data, state.settings.max_pixels, post, max_side
+    )
+    response, inference = await anyio.to_thread.run_sync(call, limiter=state.gate.limiter)
+    state.metrics.observe_detection(inference, response.count)
+    return response
+
+
+@router.post(
+    "/v1/detect",
+    response_model=DetectResponse,
+    summary="Detect faces in one image",
+    description="Send one image as multipart field `file` or as the raw body. Boxes are x, y, width, height in "
+    "original-image pixels, best score first.",
+    responses=_errors(400, 413, 415, 422, 503),
+    openapi_extra=_image_body_doc(batch=False),
+    dependencies=[Depends(reject_unknown_query)],
+    tags=["detection"],
+)
+async def detect(
+    request: Request,
+    state: StateDep,
+    min_score: MinScore = None,
+    max_faces: MaxFaces = None,
+    max_side: MaxSide = None,
+) -> DetectResponse:
+    """Detect faces in one uploaded image."""
+    async with _admitted(state) as engine:
+        limit = state.settings.max_upload_bytes
+        media = _media_type(request)
+        if media == "multipart/form-data":
+            files = await _read_form_files(request, "file", limit + MULTIPART_OVERHEAD, max_files=1)
+            if len(files) != 1:
+                raise HTTPException(
+                    422, f"send exactly one 'file' (got {len(files)}); use /v1/detect/batch for several"
+                )
+            data = await files[0].read()
+            if len(data) > limit:
+                raise UploadTooLarge(f"upload too large: {len(data)} bytes exceeds the limit of {limit} bytes")
+        else:  # raw body, whatever the declared type (curl --data-binary says form-urlencoded): bytes decide
+            data = await _read_stream(_limited_request(request, limit))
+        return await _run(state, engine, data, _post(state, min_score, max_faces), max_side)
+
+
+@router.post(
+    "/v1/detect/batch",
+    response_model=BatchResponse,
+    summary="Detect faces in several images",
+    description="Multipart body with one part named `files` per image. Each image gets its own status: a bad "
+    "image is reported in its item and does not fail the others.",
+    responses=_errors(400, 413, 415, 422, 503),
+    openapi_extra=_image_body_doc(batch=True),
+    dependencies=[Depends(reject_unknown_query)],
+    tags=["detection"],
+)
+async def detect_batch(
+    request: Request,
+    state: StateDep,
+    min_score: MinScore = None,
+    max_faces: MaxFaces = None,
+    max_side: MaxSide = None,
+) -> BatchResponse:
+    """Detect faces in each uploaded image, in order."""
+    settings = state.settings
+    if _media_type(request) != "multipart/form-data":
+        raise HTTPException(415, "send the images as a multipart/form-data body with one 'files' part per image")
+    async with _admitted(state) as engine:
+        files = await _read_form_files(request, "files", settings.max_batch_bytes, settings.max_batch_files)
+        if len(files) > settings.max_batch_files:
+            raise HTTPException(413, f"too many files: at most {settings.max_batch_files} images per batch")
+        post = _post(state, min_score, max_faces)
+        items: list[BatchItem] = []
+        for upload in files:
+            data = await upload.read()
+            if len(data) > settings.max_upload_bytes:
+                error = f"upload too large: {len(data)} bytes exceeds the limit of {settings.max_upload_bytes} bytes"
+                items.append(BatchItem(filename=upload.filename, status=413, error=error))
+                continue
+            try:
+                result = await _run(state, engine, data, post, max_side)
+            except ImageError as exc:
+                items.append(BatchItem(filename=upload.filename, status=exc.status_code, error=exc.detail))
+            else:
+                items.append(BatchItem(filename=upload.filename, status=200, result=result))
+        ok = sum(item.status == 200 for item in items)
+        return BatchResponse(results=items, ok=ok, failed=len(items) - ok)
+
+
+@router.get("/healthz", response_model=HealthResponse, summary="Liveness", tags=["health"])
+async def healthz(state: StateDep) -> HealthResponse:
+    """Always 200 while the process serves requests (it never touches the model)."""
+    return HealthResponse(status="ok", model_loaded=state.engine is not None)
+
+
+@router.get("/readyz", response_model=HealthResponse, summary="Readiness", tags=["health"], responses=_errors(503))
+async def readyz(state: StateDep) -> HealthResponse:
+    """200 once the model is loaded, 503 before."""
+    if state.engine is None:
+        raise HTTPException(503, state.load_error or "model not loaded yet")
+    return HealthResponse(status="ok", model_loaded=True)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+@router.get(
+    "/v1/model", response_model=ModelInfo, summary="Loaded model metadata", tags=["model"], responses=_errors(503)
+)
+async def model_info(state: StateDep) -> ModelInfo:
+    """Name, format version, stored bytes, input size, FDDB figures (when recorded in the file) and limits."""
+    if state.engine is None:
+        raise HTTPException(503, "model not loaded yet; check /readyz")
+    info = _jsonable(dict(state.info))
+    # Listed fields, plus keys that would reveal server file-system paths (the file name is given).
+    known = {"name", "format_version", "file_bytes", "stored_bytes", "input_size", "sha256", "metrics"}
+    known |= {"source", "path"}
+    input_size = info.get("input_size")
+    settings = state.settings
+    return ModelInfo(
+        name=str(info.get("name", "unknown")),
+        format_version=str(info.get("format_version", "unknown")),
+        file=state.model_path.name if state.model_path else None,
+        file_bytes=info.get("file_bytes"),
+        stored_bytes=info.get("stored_bytes"),
+        input_size=input_size if isinstance(input_size, int | list) else None,
+        sha256=info.get("sha256"),
+        metrics=info.get("metrics") if isinstance(info.get("metrics"), dict) else None,
+        extra={k: v for k, v in info.items() if k not in known},
+        limits={
+            "max_upload_bytes": settings.max_upload_bytes,
+            "max_pixels": settings.max_pixels,
+            "max_batch_files": settings.max_batch_files,
+            "max_batch_bytes": settings.max_batch_bytes,
+            "max_concurrency": settings.max_concurrency,
+            "max_queue": settings.max_queue,
+            "default_min_score": settings.default_min_score,
+        },
+    )
+
+
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    summary="Prometheus metrics",
+    description="Text exposition format: request counts by route, method and status; latency histograms.",
+    tags=["health"],
+)
+async def metrics(state: StateDep) -> PlainTextResponse:
+    """Counters and histograms of this process."""
+    gauges = {
+        "facedet_requests_in_progress": ("Detection requests admitted and not finished.", float(state.gate.admitted)),
+        "facedet_model_loaded": ("1 when the model is loaded.", float(state.engine is not None)),
+    }
+    return PlainTextResponse(state.metrics.render(gauges), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+@router.get("/", include_in_schema=False)
+async def index() -> FileResponse:
+    """The browser demo page."""
+    return FileResponse(STATIC_DIR / "index.html", media_type="text/html")

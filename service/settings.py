@@ -1,0 +1,58 @@
+"""Service settings: constructor arguments, then ``FACEDET_*`` environment variables, then safe defaults.
+
+Every field has a default, so ``Settings()`` works in a bare environment (importing the app never
+fails for want of configuration). ``facedet serve`` passes its flags through environment
+variables, so every uvicorn worker process sees the same settings.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MB = 1024 * 1024
+
+
+def _default_concurrency() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+class Settings(BaseSettings):
+    """Configuration of one service process (env prefix ``FACEDET_``, e.g. ``FACEDET_MAX_UPLOAD_BYTES``)."""
+
+    model_config = SettingsConfigDict(env_prefix="FACEDET_", extra="ignore", frozen=True)
+
+    model_path: Path | None = Field(
+        default=None,
+        description="Integer model file (*.fdet). None: facedet.paths.default_model_path() "
+        "(FACEDET_MODEL, then ./weights/default.fdet, then the repository's weights/default.fdet).",
+    )
+    max_upload_bytes: int = Field(
+        default=10 * MB, ge=1, description="Largest image upload in bytes; enforced while the body is read."
+    )
+    max_batch_files: int = Field(default=16, ge=1, le=256, description="Most images in one /v1/detect/batch call.")
+    max_batch_bytes: int = Field(default=32 * MB, ge=1, description="Largest /v1/detect/batch request body in bytes.")
+    max_pixels: int = Field(
+        default=25_000_000,
+        ge=1,
+        description="Largest width*height accepted (decompression-bomb guard), read from the image header "
+        "before the pixels are decoded.",
+    )
+    max_concurrency: int = Field(
+        default_factory=_default_concurrency,
+        ge=1,
+        description="Detections running at once in worker threads (default: CPU count, at most 4).",
+    )
+    max_queue: int = Field(
+        default=32, ge=0, description="Requests allowed to wait for a worker; beyond that the service answers 503."
+    )
+    default_min_score: float = Field(default=0.5, ge=0.0, le=1.0, description="min_score when the query omits it.")
+    default_max_faces: int = Field(default=100, ge=1, le=1000, description="max_faces when the query omits it.")
+    nms_iou: float = Field(default=0.4, gt=0.0, le=1.0, description="IoU threshold of non-maximum suppression.")
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed by CORS (empty: same-origin only, the safe default)."
+    )
+    log_level: str = Field(default="info", description="Logging level of the service loggers.")

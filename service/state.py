@@ -1,0 +1,66 @@
+"""Per-app state shared by the routes: settings, the loaded engine, metrics and the concurrency gate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import anyio
+import numpy as np
+from numpy.typing import NDArray
+
+from facedet.anchors import PostProcess
+from facedet.detections import Detections
+from service.metrics import Metrics
+from service.settings import Settings
+
+
+class Engine(Protocol):
+    """What the service needs from ``facedet.engine.IntEngine`` (thread-safe ``detect``)."""
+
+    @property
+    def info(self) -> dict[str, Any]: ...
+
+    def detect(self, image_bgr: NDArray[np.uint8], post: PostProcess | None = None) -> Detections: ...
+
+
+class Busy(Exception):
+    """The service is saturated: every worker is busy and the wait queue is full (-> 503)."""
+
+
+class Gate:
+    """Bounds the work in progress.
+
+    At most ``running`` detections run at once in worker threads (an anyio ``CapacityLimiter``);
+    at most ``running + waiting`` requests are admitted at all. The next one is refused at once
+    with ``Busy`` (a 503) instead of queueing without bound, so memory stays bounded and the event
+    loop stays free to answer /healthz. ``enter``/``leave`` run on the event loop thread only, so
+    the counter needs no lock.
+    """
+
+    def __init__(self, running: int, waiting: int) -> None:
+        self.limiter = anyio.CapacityLimiter(running)
+        self.capacity = running + waiting
+        self.admitted = 0
+
+    def enter(self) -> None:
+        if self.admitted >= self.capacity:
+            raise Busy(f"server busy: {self.admitted} requests in progress (limit {self.capacity}); retry in a moment")
+        self.admitted += 1
+
+    def leave(self) -> None:
+        self.admitted -= 1
+
+
+@dataclass
+class ServiceState:
+    """Everything a request handler needs; stored as ``app.state.service``."""
+
+    settings: Settings
+    metrics: Metrics
+    gate: Gate
+    engine: Engine | None = None
+    model_path: Path | None = None
+    load_error: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)

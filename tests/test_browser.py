@@ -1,0 +1,155 @@
+"""The browser demo in real headless Chromium: fake webcam (a .y4m made from a face image) -> service -> boxes.
+
+Needs Debian's ``chromium`` and ``chromium-driver`` (``scripts/ci_system_deps.sh`` installs them)
+and the ``selenium`` package; skipped with the reason when any is missing. The model is a random
+integer model with ``min_score=0``, so the service always returns boxes; the test checks that
+the page drew exactly the boxes the service returned, and that green box pixels are on the canvas.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+FACES = REPO / "tests" / "data" / "service" / "faces_640x480.jpg"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install selenium)")
+if not (os.path.isfile(CHROMIUM) and os.path.isfile(CHROMEDRIVER)):
+    pytest.skip("chromium / chromium-driver not installed (run scripts/ci_system_deps.sh)", allow_module_level=True)
+
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+
+def write_y4m(path: Path, image: np.ndarray, frames: int = 10, fps: int = 10) -> Path:
+    """An uncompressed YUV4MPEG2 (4:2:0) video of ``image`` drifting sideways: Chromium's fake webcam."""
+    height, width = image.shape[:2]
+    with path.open("wb") as f:
+        f.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for i in range(frames):
+            frame = np.roll(image, 2 * i, axis=1)
+            f.write(b"FRAME\n")
+            f.write(cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes())  # Y plane, then U, then V
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from facedet.testing import write_random_model
+
+    tmp = tmp_path_factory.mktemp("browser")
+    model = write_random_model(tmp / "random.fdet", seed=0)
+    port = free_port()
+    env = {**os.environ, "FACEDET_MODEL_PATH": str(model), "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory", "--port", str(port)]
+    log = (tmp / "server.log").open("w")
+    process = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                conn.request("GET", "/readyz")
+                if conn.getresponse().status == 200:
+                    break
+            except OSError:
+                pass
+            assert process.poll() is None, (tmp / "server.log").read_text()
+            assert time.monotonic() < deadline, "server did not become ready"
+            time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(10)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrome]:
+    tmp = tmp_path_factory.mktemp("chromium")
+    video = write_y4m(tmp / "faces.y4m", cv2.imread(str(FACES)))
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-video-capture={video}",
+        f"--user-data-dir={tmp / 'profile'}",
+        "--window-size=1024,900",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+GREEN_PIXELS_JS = """
+const c = document.getElementById('overlay');
+const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+let n = 0;
+for (let i = 0; i < d.length; i += 4) { if (d[i] < 40 && d[i + 1] > 200 && d[i + 2] < 40 && d[i + 3] > 200) n++; }
+return [c.width, c.height, n];
+"""
+
+
+def body_data(driver: webdriver.Chrome, name: str) -> str:
+    return str(driver.find_element(By.TAG_NAME, "body").get_attribute(f"data-{name}"))
+
+
+def test_webcam_frames_get_boxes_drawn(server: str, browser: webdriver.Chrome) -> None:
+    browser.get(f"{server}/?min_score=0&max_faces=5&autostart=1")
+    try:
+        WebDriverWait(browser, 30).until(lambda d: int(body_data(d, "frames")) >= 3)
+    except Exception:
+        pytest.fail(f"no frames drawn; status: {browser.find_element(By.ID, 'status').text!r}")
+    assert body_data(browser, "state") == "camera"
+    last = browser.execute_script("return window.facedetLast;")
+    drawn = int(body_data(browser, "drawn-boxes"))
+    assert last["image"]["width"] == 640 and last["image"]["height"] == 480  # the fake webcam's frames
+    assert 1 <= drawn <= 5 and drawn == int(body_data(browser, "last-count"))
+    width, height, green = browser.execute_script(GREEN_PIXELS_JS)
+    assert (width, height) == (640, 480) and green > 50, "no box pixels on the overlay canvas"
+    fps = browser.find_element(By.ID, "fps").text
+    latency = browser.find_element(By.ID, "latency").text
+    assert float(fps) > 0 and float(latency) > 0
+
+
+def test_chosen_image_file_gets_boxes_drawn(server: str, browser: webdriver.Chrome) -> None:
+    browser.get(f"{server}/?min_score=0&max_faces=3")
+    browser.find_element(By.ID, "file-input").send_keys(str(FACES))
+    WebDriverWait(browser, 20).until(lambda d: body_data(d, "state") == "image" and int(body_data(d, "frames")) >= 1)
+    assert 1 <= int(body_data(browser, "drawn-boxes")) <= 3
+    assert browser.execute_script(GREEN_PIXELS_JS)[2] > 50

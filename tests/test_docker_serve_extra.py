@@ -1,0 +1,92 @@
+"""The serving extra installs and runs without torch in a clean virtual environment (what the Dockerfile does).
+
+Docker cannot run here, so this checks the Dockerfile's premise instead: a plain venv (no
+system site-packages) + ``pip install .[serve]`` from the local tree gives an environment where
+``import service.app`` works, ``import torch`` fails, and the app starts and answers /healthz.
+Slow (a minute or two: pip installs numpy, OpenCV and FastAPI); marked ``slow``.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_dockerfile_is_consistent() -> None:
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert 'pip install ".[serve]"' in dockerfile and "torch" in dockerfile
+    assert "USER facedet" in dockerfile and "HEALTHCHECK" in dockerfile and "EXPOSE 8000" in dockerfile
+    assert '"service.app:create_app", "--factory"' in dockerfile and "COPY weights/*.fdet" in dockerfile
+
+
+@pytest.mark.slow
+def test_serve_extra_installs_and_runs_without_torch(tmp_path: Path) -> None:
+    from facedet.testing import write_random_model
+
+    # Copy the tree (only what the image copies) so the build never writes into the checkout.
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        if (REPO / name).exists():
+            shutil.copy2(REPO / name, src / name)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("facedet", "service"):
+        shutil.copytree(REPO / name, src / name, ignore=ignore)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python = str(venv / "bin" / "python")
+    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"}}
+    install = subprocess.run(
+        [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", f"{src}[serve]"],
+        capture_output=True, text=True, timeout=900, env=env,
+    )  # fmt: skip
+    assert install.returncode == 0, install.stderr[-3000:]
+
+    work = tmp_path / "run"  # run outside the checkout so the installed copy is what is imported
+    work.mkdir()
+    check = subprocess.run(
+        [python, "-c", "import service.app, facedet.engine, sys; print(service.app.__file__)\n"
+         "try:\n    import torch\nexcept ImportError:\n    sys.exit(0)\nsys.exit('torch is importable')"],
+        capture_output=True, text=True, timeout=120, cwd=work, env=env,
+    )  # fmt: skip
+    assert check.returncode == 0, check.stderr
+    assert str(venv) in check.stdout
+
+    model = write_random_model(tmp_path / "model.fdet", seed=0)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server_env = {**env, "FACEDET_MODEL_PATH": str(model)}
+    cmd = [str(venv / "bin" / "uvicorn"), "service.app:create_app", "--factory", "--port", str(port)]
+    server = subprocess.Popen(cmd, cwd=work, env=server_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                conn.request("GET", "/healthz")
+                response = conn.getresponse()
+                if response.status == 200:
+                    assert b'"model_loaded":true' in response.read()
+                    conn.request("GET", "/")  # the browser demo page is packaged (package-data)
+                    page = conn.getresponse()
+                    assert page.status == 200 and b"/static/app.js" in page.read()
+                    break
+            except OSError:
+                pass
+            assert server.poll() is None, server.stdout.read().decode() if server.stdout else ""
+            assert time.monotonic() < deadline, "server in the clean venv did not answer /healthz"
+            time.sleep(0.2)
+    finally:
+        server.terminate()
+        server.wait(10)
