@@ -1,0 +1,189 @@
+"""Time the float model, the fake-quant model, the integer engine and a peer on the same frames.
+
+Each (detector, thread count) runs in its own subprocess, so that thread limits apply from the
+start (OMP/OpenBLAS/MKL environment variables before numpy loads, ``cv2.setNumThreads``,
+``torch.set_num_threads``) and the peak resident memory (``getrusage`` maxrss) is that
+detector's alone. Frames are the given images (--frames DIR) or synthetic 640x480 and FDDB-sized
+450x340 frames; every detector sees the same ones. Times are per ``detect`` call (letterbox,
+network, decode, NMS), median and 90th percentile over --repeats runs per frame.
+
+    facedet bench --model-fdet weights/default.fdet --checkpoint runs/dup/best.pt \\
+        --float-checkpoint runs/tiny/best.pt --peer haar --repeats 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+SYNTHETIC_SIZES = ((640, 480), (450, 340))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``facedet bench``."""
+    parser.add_argument("--model-fdet", metavar="FILE", help="integer model file (.fdet)")
+    parser.add_argument("--checkpoint", metavar="FILE", help="quantized training checkpoint (fake-quant torch model)")
+    parser.add_argument("--float-checkpoint", metavar="FILE", help="float Tiny-YOLO checkpoint (torch)")
+    parser.add_argument("--peer", action="append", default=[], metavar="NAME", help="peer detector, e.g. haar")
+    parser.add_argument("--frames", metavar="DIR", help="images to time on (default: synthetic 640x480 and 450x340)")
+    parser.add_argument("--max-frames", type=int, default=4, help="frames taken from --frames (default 4)")
+    parser.add_argument("--repeats", type=int, default=10, help="timed runs per frame (default 10)")
+    parser.add_argument("--img-size", type=int, help="network input size for all models (default: each model's)")
+    parser.add_argument("--threads", default="1,all", help="thread counts to run, comma-separated (default 1,all)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def synthetic_frames(out_dir: Path) -> list[Path]:
+    """Smooth random frames with a few bright ellipses, at 640x480 and 450x340 (PNG files)."""
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for width, height in SYNTHETIC_SIZES:
+        small = rng.integers(0, 256, (height // 40, width // 40, 3)).astype(np.uint8)
+        frame = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
+        for _ in range(3):
+            centre = (int(rng.integers(60, width - 60)), int(rng.integers(60, height - 60)))
+            axes = (int(rng.integers(20, 50)), int(rng.integers(30, 60)))
+            cv2.ellipse(frame, centre, axes, 0, 0, 360, (150, 170, 200), -1)
+        path = out_dir / f"synthetic_{width}x{height}.png"
+        cv2.imwrite(str(path), frame)
+        paths.append(path)
+    return paths
+
+
+def worker(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run in a fresh process: load one detector, time it on the frames, report times and memory."""
+    import resource
+    import time
+
+    import cv2
+    import numpy as np
+
+    threads = spec["threads"]
+    cv2.setNumThreads(threads)
+    if spec["source"].endswith((".pt", ".pth", ".ckpt")):
+        import torch
+
+        torch.set_num_threads(threads)
+    from facedet.runtime import load_detector
+
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    detector = load_detector(spec["source"], img_size=spec.get("img_size"))
+    frames = [(Path(p).name, cv2.imread(p, cv2.IMREAD_COLOR)) for p in spec["frames"]]
+    results = []
+    for name, frame in frames:
+        detector.detect(frame)  # warm-up: caches, lazy allocations
+        times = []
+        for _ in range(spec["repeats"]):
+            start = time.perf_counter()
+            detections = detector.detect(frame)
+            times.append((time.perf_counter() - start) * 1e3)
+        results.append(
+            {
+                "frame": name,
+                "size": f"{frame.shape[1]}x{frame.shape[0]}",
+                "median_ms": float(np.median(times)),
+                "p90_ms": float(np.percentile(times, 90)),
+                "faces": len(detections),
+            }
+        )
+    return {
+        "detector": spec["label"],
+        "name": getattr(detector, "name", spec["label"]),
+        "threads": threads,
+        "frames": results,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_after_imports_mb": rss_before / 1024,
+        "stored_bytes": getattr(detector, "stored_bytes", None),
+    }
+
+
+def _run_worker(spec: dict[str, Any]) -> dict[str, Any]:
+    env = dict(os.environ)
+    for var in THREAD_VARS:  # must be set before numpy/torch start their thread pools
+        env[var] = str(spec["threads"])
+    code = (
+        "import json, sys; from facedet.commands.bench import worker; "
+        "print(json.dumps(worker(json.loads(sys.argv[1]))))"
+    )
+    result = subprocess.run([sys.executable, "-c", code, json.dumps(spec)], capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        raise RuntimeError(f"{spec['label']} ({spec['threads']} threads) failed:\n{result.stderr.strip()[-2000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """One line per detector, thread count and frame."""
+    header = (
+        f"{'detector':<28} {'thr':>3} {'frame':>9} {'median ms':>10} {'p90 ms':>8} {'faces':>5} {'peak RSS MB':>11}"
+    )
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        for frame in row["frames"]:
+            lines.append(
+                f"{row['detector']:<28} {row['threads']:>3} {frame['size']:>9} {frame['median_ms']:>10.1f} "
+                f"{frame['p90_ms']:>8.1f} {frame['faces']:>5} {row['peak_rss_mb']:>11.0f}"
+            )
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run every requested detector at every thread count; print the table (or JSON)."""
+    all_threads = os.cpu_count() or 1
+    try:
+        thread_counts = [all_threads if t.strip() == "all" else int(t) for t in args.threads.split(",")]
+    except ValueError:
+        print(f"error: --threads takes numbers or 'all', got {args.threads!r}", file=sys.stderr)
+        return 2
+    detectors: list[tuple[str, str]] = []
+    if args.float_checkpoint:
+        detectors.append(("torch float", args.float_checkpoint))
+    if args.checkpoint:
+        detectors.append(("torch fake-quant", args.checkpoint))
+    if args.model_fdet:
+        detectors.append(("integer engine", args.model_fdet))
+    detectors += [(f"peer {name}", f"peer:{name}") for name in args.peer]
+    if not detectors:
+        print("error: nothing to time; give --model-fdet, --checkpoint, --float-checkpoint or --peer", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="facedet-bench-") as tmp:
+        if args.frames:
+            from facedet.commands.export import image_files
+
+            frames = image_files(args.frames, args.max_frames)
+            if not frames:
+                print(f"error: no images under {args.frames}", file=sys.stderr)
+                return 1
+        else:
+            frames = synthetic_frames(Path(tmp))
+        rows, failed = [], 0
+        for label, source in detectors:
+            for threads in dict.fromkeys(thread_counts):
+                spec = {
+                    "label": label,
+                    "source": str(source),
+                    "threads": threads,
+                    "frames": [str(f) for f in frames],
+                    "repeats": args.repeats,
+                    "img_size": args.img_size,
+                }
+                try:
+                    rows.append(_run_worker(spec))
+                except RuntimeError as exc:
+                    print(f"error: {exc}", file=sys.stderr)
+                    failed += 1
+    if args.json:
+        print(json.dumps({"cpu_count": all_threads, "results": rows}, indent=2))
+    else:
+        print(f"facedet bench: {len(frames)} frame(s), {args.repeats} runs each, {all_threads} CPU(s)")
+        print(format_table(rows))
+    return 1 if failed else 0

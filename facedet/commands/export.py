@@ -1,0 +1,99 @@
+"""Fold a trained checkpoint into an integer model file (.fdet), or write a C header.
+
+Quantized checkpoints (IFQ / DupNet) fold exactly and are verified bit for bit against the torch
+model; a float Tiny-YOLO checkpoint exports to an 8-bit integer model calibrated on
+--calibration-dir images. --c-header writes the weights and thresholds as C99 const arrays for
+csrc/facedet_ref.c (from a checkpoint or an existing .fdet).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".webp")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``facedet export``."""
+    parser.add_argument("source", metavar="CKPT", help="training checkpoint (.pt), or a .fdet with --c-header")
+    parser.add_argument("--out", metavar="FILE", help="integer model file to write (.fdet)")
+    parser.add_argument("--c-header", metavar="FILE", help="also (or only) write a C header (.h) for csrc/")
+    parser.add_argument(
+        "--calibration-dir",
+        metavar="DIR",
+        help="images (searched recursively) for 8-bit calibration and the parity check (default: synthetic)",
+    )
+    parser.add_argument("--max-images", type=int, default=64, help="images taken from --calibration-dir (default 64)")
+
+
+def image_files(directory: str | Path, limit: int | None = None) -> list[Path]:
+    """Image files under ``directory`` (recursive, sorted), at most ``limit`` spread evenly over
+    the sorted list (WIDER Face sorts by scene: the first 64 files would all be parades)."""
+    files = sorted(p for p in Path(directory).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not limit or len(files) <= limit:
+        return files
+    step = len(files) / limit
+    return [files[int(i * step)] for i in range(limit)]
+
+
+def read_images(files: list[Path]) -> list:
+    import cv2
+
+    images = []
+    for path in files:
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            print(f"warning: {path}: not a readable image, skipped", file=sys.stderr)
+        else:
+            images.append(image)
+    return images
+
+
+def run(args: argparse.Namespace) -> int:
+    """Export; print the file, its size and its stored bytes."""
+    from facedet.model_file import ModelFileError, is_model_file
+
+    source = Path(args.source)
+    if not source.is_file():
+        print(f"error: {source}: no such file", file=sys.stderr)
+        return 1
+    if not args.out and not args.c_header:
+        print("error: give --out FILE (.fdet) and/or --c-header FILE (.h)", file=sys.stderr)
+        return 2
+    images = None
+    if args.calibration_dir:
+        images = read_images(image_files(args.calibration_dir, args.max_images))
+        if not images:
+            print(f"error: no readable images under {args.calibration_dir}", file=sys.stderr)
+            return 1
+    if is_model_file(source) and args.out:
+        print("error: the source is already an integer model; use --c-header", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="facedet-export-") as tmp:
+        try:
+            if is_model_file(source):
+                fdet = source
+            else:
+                from facedet.export import export_checkpoint
+
+                # --c-header alone still goes through a verified .fdet (in a temporary folder)
+                target = Path(args.out) if args.out else Path(tmp) / (source.stem + ".fdet")
+                fdet = export_checkpoint(source, target, calibration_images=images)
+                if args.out:
+                    print(f"wrote {fdet} ({fdet.stat().st_size:,} bytes)")
+            if args.c_header:
+                from facedet.export_c import write_c_header
+
+                header = write_c_header(fdet, args.c_header)
+                print(f"wrote {header} ({header.stat().st_size:,} bytes)")
+            from facedet.engine import IntEngine
+
+            engine = IntEngine.load(fdet)
+        except (ModelFileError, ValueError, RuntimeError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    print(f"{engine.name}: {engine.stored_bytes:,} stored bytes, {engine.macs:,} MACs at {engine.config.img_size}")
+    return 0

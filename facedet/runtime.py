@@ -1,0 +1,67 @@
+"""One entry point from "a model the user named" to a ``Detector``. Torch-free at import.
+
+``load_detector`` accepts:
+
+- an integer model file (``.fdet`` or any file starting with the FDET magic) -> ``IntEngine``;
+- a training checkpoint (``.pt``) -> the fake-quantized (or float) torch model through
+  ``facedet.models.predict.TorchDetector``; torch is imported only then;
+- a peer name ``peer:NAME`` (e.g. ``peer:haar``) -> ``facedet.peers.load_peer(NAME)``.
+
+Every returned object has ``name`` and ``detect(image_bgr) -> Detections``; ``stored_bytes`` and
+``macs`` are read with ``getattr(detector, "stored_bytes", None)`` (peers may lack them).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from facedet.anchors import PostProcess
+from facedet.detections import Detector
+from facedet.model_file import SUFFIX, is_model_file
+
+PEER_PREFIX = "peer:"
+
+
+def load_detector(path_or_name: str | Path, img_size: int | None = None, post: PostProcess | None = None) -> Any:
+    """Load a detector by file or peer name.
+
+    Args:
+        path_or_name: ``.fdet`` file, ``.pt`` checkpoint, or ``peer:NAME``.
+        img_size: network input size override (a multiple of the model's stride); ignored by peers.
+        post: score threshold / NMS settings (models only; peers use their own).
+
+    Returns:
+        An object following ``facedet.detections.Detector``.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: a file that is neither an integer model nor a checkpoint (``ModelFileError``
+            and ``CheckpointError`` are ValueErrors too).
+    """
+    text = str(path_or_name)
+    if text.startswith(PEER_PREFIX):
+        from facedet.peers import load_peer
+
+        return load_peer(text[len(PEER_PREFIX) :])
+    path = Path(text)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such model file")
+    if path.suffix == SUFFIX or is_model_file(path):
+        from facedet.engine import IntEngine
+
+        return IntEngine.load(path, img_size=img_size, post=post)
+    if path.suffix in (".pt", ".pth", ".ckpt"):
+        from facedet.models.predict import TorchDetector
+
+        return TorchDetector.from_checkpoint(path, img_size=img_size, post=post)
+    raise ValueError(f"{path}: not an integer model (.fdet) or a training checkpoint (.pt)")
+
+
+def describe(detector: Detector | Any) -> dict[str, Any]:
+    """name, stored_bytes and macs of any detector (None where it does not say)."""
+    return {
+        "name": getattr(detector, "name", type(detector).__name__),
+        "stored_bytes": getattr(detector, "stored_bytes", None),
+        "macs": getattr(detector, "macs", None),
+    }
