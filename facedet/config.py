@@ -134,7 +134,5 @@ class ModelConfig:
             raise ValueError(f"unknown ModelConfig fields: {sorted(unknown)}")
         values = dict(data)
         values["anchors"] = tuple((float(w), float(h)) for w, h in data["anchors"])
-        values["layers"] = tuple(
-            spec if isinstance(spec, ConvSpec) else ConvSpec(**spec) for spec in data["layers"]
-        )
+        values["layers"] = tuple(spec if isinstance(spec, ConvSpec) else ConvSpec(**spec) for spec in data["layers"])
         return cls(**values)

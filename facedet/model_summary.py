@@ -162,8 +162,10 @@ def summary_dict(config: ModelConfig, img_size: int | None = None) -> dict[str, 
 def format_table(config: ModelConfig, img_size: int | None = None, file_bytes: int | None = None) -> str:
     """A fixed-width text table of ``summarize`` (what ``facedet summary`` prints)."""
     rows = summarize(config, img_size)
-    header = f"{'layer':<6} {'in->out':>10} {'k':>2} {'weights':>7} {'dupW':>4} {'dupI':>4} {'map':>4} " \
+    header = (
+        f"{'layer':<6} {'in->out':>10} {'k':>2} {'weights':>7} {'dupW':>4} {'dupI':>4} {'map':>4} "
         f"{'params':>10} {'stored B':>9} {'MACs':>13}"
+    )
     lines = [f"{config.name} at {img_size or config.img_size}x{img_size or config.img_size}", header, "-" * len(header)]
     for r in rows:
         lines.append(
@@ -172,8 +174,10 @@ def format_table(config: ModelConfig, img_size: int | None = None, file_bytes: i
         )
     t = totals(rows)
     lines.append("-" * len(header))
-    lines.append(f"{'total':<6} {'':>10} {'':>2} {'':>7} {'':>4} {'':>4} {'':>4} {t['params']:>10,} "
-                 f"{t['stored_bytes']:>9,} {t['macs']:>13,}")
+    lines.append(
+        f"{'total':<6} {'':>10} {'':>2} {'':>7} {'':>4} {'':>4} {'':>4} {t['params']:>10,} "
+        f"{t['stored_bytes']:>9,} {t['macs']:>13,}"
+    )
     if file_bytes is not None:
         lines.append(f"file on disk: {file_bytes:,} bytes (file overhead {file_bytes - t['stored_bytes']:,} bytes)")
     return "\n".join(lines)

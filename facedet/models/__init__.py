@@ -30,7 +30,9 @@ DEFAULT_ANCHORS: tuple[tuple[float, float], ...] = (
 DEFAULT_IMG_SIZE = 320
 
 
-def tiny_yolo_config(img_size: int = DEFAULT_IMG_SIZE, anchors: tuple[tuple[float, float], ...] = DEFAULT_ANCHORS) -> ModelConfig:
+def tiny_yolo_config(
+    img_size: int = DEFAULT_IMG_SIZE, anchors: tuple[tuple[float, float], ...] = DEFAULT_ANCHORS
+) -> ModelConfig:
     widths = (16, 32, 64, 128, 256, 512, 1024, 1024)
     pools = ("max2", "max2", "max2", "max2", "max2", "max2s1", "none", "none")
     return ModelConfig(

@@ -58,7 +58,7 @@ class FaceDetector(nn.Module):
         bias = self.head.bias
         assert bias is not None
         bias.data.zero_()
-        bias.data[4 :: 5] = -4.6
+        bias.data[4::5] = -4.6
 
     def forward(self, pixels: Tensor) -> Tensor:
         return self.forward_layers(pixels)[-1]

@@ -40,7 +40,9 @@ class TorchDetector:
         self.macs: int | None = t["macs"]
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, img_size: int | None = None, post: PostProcess | None = None) -> TorchDetector:
+    def from_checkpoint(
+        cls, path: str | Path, img_size: int | None = None, post: PostProcess | None = None
+    ) -> TorchDetector:
         from facedet.models.checkpoint import load_model
 
         model, config, _ = load_model(path)
