@@ -35,7 +35,8 @@ from facedet.data.cache import ImageCache, default_cache_dir
 from facedet.data.dataset import FaceDataset, collate
 from facedet.data.transforms import build_transforms
 from facedet.data.wider import WiderSample, load_wider
-from facedet.evaluation.wider_val import ap50
+from facedet.detections import Detections
+from facedet.evaluation.wider_ap import wider_ap
 from facedet.loss import RegionLossConfig, region_loss
 from facedet.models import build_model, model_config
 from facedet.models.checkpoint import load_checkpoint, save_checkpoint
@@ -179,20 +180,20 @@ def evaluate(
     """
     model.eval()
     post = PostProcess(score_threshold=0.01, nms_iou=0.4, max_detections=300)
-    detections, ground_truth, sizes = [], [], []
+    detections: list[Detections] = []
+    ground_truth: list[tuple[np.ndarray, np.ndarray]] = []
     for start in range(0, len(dataset), batch_size):
         indices = range(start, min(start + batch_size, len(dataset)))
         boxed = [letterbox(np.asarray(dataset.cache.get(i)), config.img_size, config.letterbox_value) for i in indices]
         x = torch.from_numpy(np.stack([b.transpose(2, 0, 1) for b, _ in boxed])).float().to(device)
         raw = model(x).float().cpu().numpy()  # (B, A*5, S/stride, S/stride)
         for i, (_, box), r in zip(indices, boxed, raw, strict=True):
-            det = decode(r, config.anchors, config.stride, box, post)
-            detections.append((det.boxes, det.scores))
+            detections.append(decode(r, config.anchors, config.stride, box, post))
             ground_truth.append(dataset.boxes_in_cache_frame(i))
-            sizes.append(dataset.cache.shape(i))
+    # The same COCO AP50 as `facedet eval wider` (facedet.evaluation.wider_ap).
     return {
-        "ap50": ap50(detections, ground_truth, sizes),
-        "ap50_ge16": ap50(detections, ground_truth, sizes, min_size=16.0),
+        "ap50": wider_ap(ground_truth, detections)["AP50"],
+        "ap50_ge16": wider_ap(ground_truth, detections, min_size=16.0)["AP50"],
     }
 
 

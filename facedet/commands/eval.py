@@ -52,6 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     fddb.add_argument("--img-size", type=int, default=None, help="network input size in pixels (model default)")
     fddb.add_argument("--max-images", type=int, default=None, help="score only the first N present images")
+    fddb.add_argument(
+        "--min-score", type=float, default=0.01, help="lowest detection score kept (low, so the ROC reaches 2,000 FP)"
+    )
     fddb.add_argument("--folds", type=int, nargs="+", default=None, help="fold numbers 1..10 (default all)")
     fddb.add_argument("--threads", type=int, default=None, help="OpenCV/torch threads while detecting")
     fddb.add_argument("--samples", type=int, default=4, help="FDDB images shown in the report figure")
@@ -64,6 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     which.add_argument("--peer", metavar="NAME", help="a peer detector instead, e.g. haar")
     wider.add_argument("--img-size", type=int, default=None, help="network input size in pixels (model default)")
     wider.add_argument("--max-images", type=int, default=None, help="score only the first N images")
+    wider.add_argument("--min-score", type=float, default=0.01, help="lowest detection score kept")
     wider.add_argument("--out", type=Path, default=None, help="write the metrics as JSON here")
 
 
@@ -86,16 +90,11 @@ def _safe(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", label) or "model"
 
 
-def _load_model(path: Path, img_size: int | None) -> Any:
-    import inspect
+def _load_model(path: Path, img_size: int | None, min_score: float) -> Any:
+    from facedet.anchors import PostProcess
+    from facedet.runtime import load_detector  # imported only when needed (torch for checkpoints)
 
-    from facedet.runtime import load_detector  # written alongside; imported only when needed
-
-    if img_size is not None and "img_size" in inspect.signature(load_detector).parameters:
-        return load_detector(path, img_size=img_size)
-    if img_size is not None:
-        log.warning("load_detector takes no img_size; using the model's own input size")
-    return load_detector(path)
+    return load_detector(path, img_size=img_size, post=PostProcess(score_threshold=min_score, max_detections=200))
 
 
 def _run_detector(detector: Any, fddb: Any, out_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -180,7 +179,7 @@ def _run_fddb(args: argparse.Namespace) -> int:
             pass
     for spec in args.model:
         path, label = split_label(spec)
-        detector = _load_model(path, args.img_size)
+        detector = _load_model(path, args.img_size, args.min_score)
         detections, info = _run_detector(detector, fddb, args.out / _safe(label))
         score(label, f"model {path}", detections, "rect", info)
     for name in args.peer:
@@ -239,7 +238,7 @@ def _run_wider(args: argparse.Namespace) -> int:
 
         detector = load_peer(args.peer)
     else:
-        detector = _load_model(Path(args.model), args.img_size)
+        detector = _load_model(Path(args.model), args.img_size, args.min_score)
     gts, dets = [], []
     for sample in tqdm(samples, desc="WIDER val", unit="img"):
         bgr = cv2.imread(str(sample.path), cv2.IMREAD_COLOR)

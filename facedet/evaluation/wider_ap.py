@@ -2,8 +2,10 @@
 
 Generic: takes per-image ground-truth arrays and ``Detections``, so the training loop and
 ``facedet eval wider`` call the same function. Faces flagged invalid (or otherwise ignored) become
-COCO "crowd" regions: a detection on them is neither a true nor a false positive. pycocotools is
-imported inside the function (it is in the ``eval`` and ``train`` extras).
+COCO "crowd" regions: a detection on them is neither a true nor a false positive. ``min_size``
+turns faces smaller than that (either side) into such regions too, which gives the AP of the faces
+a model can be expected to find at its input size (the training log's ``ap50_ge16``). pycocotools
+is imported inside the function (it is in the ``eval`` and ``train`` extras).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ def wider_ap(
     ground_truth: Sequence[tuple[NDArray[np.floating], NDArray[np.bool_]]],
     detections: Sequence[Detections],
     max_dets: int = 1000,
+    min_size: float = 0.0,
 ) -> dict[str, float]:
     """COCO AP of face detections.
 
@@ -33,6 +36,8 @@ def wider_ap(
             (WIDER ``invalid``) are scored as crowd regions.
         detections: per image, the detector's ``Detections`` (same image order and frame).
         max_dets: detections kept per image (highest scores), COCO's third ``maxDets``.
+        min_size: faces whose width or height (pixels) is below this are scored as crowd regions
+            too (counted in ``ignored``); 0 keeps every non-ignored face.
 
     Returns:
         ``{"AP50": ..., "AP50:95": ..., "images": n, "faces": scored faces, "ignored": n}``; AP
@@ -55,8 +60,9 @@ def wider_ap(
         # pycocotools wants a size per image; it is not used for bbox AP.
         extent = np.concatenate([boxes[:, 2:], dets.boxes[:, 2:]]).max(initial=1.0)
         images.append({"id": image_id, "width": int(np.ceil(extent)), "height": int(np.ceil(extent))})
-        for box, flag in zip(boxes, ignore, strict=True):
+        for box, ignored_face in zip(boxes, ignore, strict=True):
             w, h = float(box[2] - box[0]), float(box[3] - box[1])
+            flag = bool(ignored_face) or min(w, h) < min_size
             annotations.append(
                 {
                     "id": len(annotations) + 1,
