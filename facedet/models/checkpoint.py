@@ -74,3 +74,19 @@ def load_model(path: str | Path) -> tuple[torch.nn.Module, ModelConfig, dict[str
         raise CheckpointError(f"{path}: weights do not fit the stored model config: {exc}") from exc
     model.eval()
     return model, config, data
+
+
+def slim_checkpoint(src: str | Path, dst: str | Path, half: bool = False) -> Path:
+    """Write a shippable copy of a checkpoint: model, config, metrics and the training record,
+    without optimizer or RNG state; ``half`` stores float weights as float16 (they load back
+    into the float32 model, which is how Tiny-YOLO's 63 MB fit the repository at half size)."""
+    data = load_checkpoint(src)
+    state = {
+        name: (tensor.half() if half and tensor.is_floating_point() else tensor)
+        for name, tensor in data["model"].items()
+    }
+    keep = ("model_config", "train_config", "epoch", "step", "metrics", "best_metric")
+    payload = {key: data[key] for key in keep if key in data}
+    payload["model"] = state
+    payload["slim"] = {"source": Path(src).name, "float16": half}
+    return save_checkpoint(dst, payload)

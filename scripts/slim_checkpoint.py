@@ -1,0 +1,24 @@
+"""Strip a training checkpoint to what shipping needs (model + config + metrics), optionally fp16.
+
+    python scripts/slim_checkpoint.py runs/tiny-yolo/best.pt weights/tiny-yolo.fp16.pt --half
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from facedet.models.checkpoint import slim_checkpoint
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("src", help="training checkpoint (.pt)")
+    parser.add_argument("dst", help="slim checkpoint to write (.pt)")
+    parser.add_argument("--half", action="store_true", help="store float weights as float16")
+    args = parser.parse_args()
+    path = slim_checkpoint(args.src, args.dst, half=args.half)
+    print(f"wrote {path} ({path.stat().st_size:,} bytes)")
+
+
+if __name__ == "__main__":
+    main()
