@@ -226,12 +226,24 @@ def export_checkpoint(
     out_path: str | Path,
     calibration_images: Sequence[NDArray[np.uint8]] | None = None,
     verify_images: Sequence[NDArray[np.uint8]] | None = None,
+    img_size: int | None = None,
+    extra_metrics: dict[str, Any] | None = None,
 ) -> Path:
-    """Export a training checkpoint (see ``export_model``); its metrics and epoch go into the file."""
+    """Export a training checkpoint (see ``export_model``); its metrics and epoch go into the file.
+
+    Args:
+        img_size: deployment input size stored in the file (default: the training size); the
+            network is fully convolutional, so any multiple of the stride works.
+        extra_metrics: scalars merged into the checkpoint's metrics (e.g. measured FDDB figures,
+            which the service reports at ``/v1/model``).
+    """
     from facedet.models.checkpoint import load_model
 
     ckpt_path = Path(ckpt_path)
     model, config, ckpt = load_model(ckpt_path)
+    if img_size is not None:
+        config = config.with_(img_size=img_size)
+        model.config = config
     digest = hashlib.sha256(ckpt_path.read_bytes()).hexdigest()
     provenance = {"checkpoint": ckpt_path.name, "checkpoint_sha256": digest[:16], "epoch": ckpt.get("epoch")}
     return export_model(
@@ -240,7 +252,7 @@ def export_checkpoint(
         out_path,
         verify_images=verify_images if verify_images is not None else calibration_images,
         calibration_images=calibration_images,
-        metrics=ckpt.get("metrics"),
+        metrics={**(ckpt.get("metrics") or {}), **(extra_metrics or {})},
         provenance={k: v for k, v in provenance.items() if v is not None},
     )
 

@@ -27,6 +27,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="images (searched recursively) for 8-bit calibration and the parity check (default: synthetic)",
     )
     parser.add_argument("--max-images", type=int, default=64, help="images taken from --calibration-dir (default 64)")
+    parser.add_argument(
+        "--img-size", type=int, default=None, help="deployment input size stored in the file (default: training size)"
+    )
+    parser.add_argument(
+        "--fddb-metrics",
+        metavar="METRICS_JSON:LABEL",
+        help="store this model's overall FDDB figures from a `facedet eval fddb` metrics.json in the file",
+    )
+
+
+def fddb_figures(spec: str) -> dict[str, float]:
+    """``metrics.json:LABEL`` -> flat FDDB scalars (TPR at each FP count, discrete and continuous)."""
+    import json
+
+    path, _, label = spec.rpartition(":")
+    if not path or not label:
+        raise ValueError(f"--fddb-metrics wants METRICS_JSON:LABEL, got {spec!r}")
+    models = json.loads(Path(path).read_text())["models"]
+    if label not in models:
+        raise ValueError(f"{path}: no model labelled {label!r} (have: {', '.join(models)})")
+    overall = models[label]["overall"]
+    return {
+        f"fddb_{kind}_tpr_at_{fp}fp": round(float(value), 4)
+        for kind in ("disc", "cont")
+        for fp, value in overall[kind].items()
+    }
 
 
 def image_files(directory: str | Path, limit: int | None = None) -> list[Path]:
@@ -63,6 +89,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.out and not args.c_header:
         print("error: give --out FILE (.fdet) and/or --c-header FILE (.h)", file=sys.stderr)
         return 2
+    try:
+        extra = fddb_figures(args.fddb_metrics) if args.fddb_metrics else None
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     images = None
     if args.calibration_dir:
         images = read_images(image_files(args.calibration_dir, args.max_images))
@@ -81,7 +112,9 @@ def run(args: argparse.Namespace) -> int:
 
                 # --c-header alone still goes through a verified .fdet (in a temporary folder)
                 target = Path(args.out) if args.out else Path(tmp) / (source.stem + ".fdet")
-                fdet = export_checkpoint(source, target, calibration_images=images)
+                fdet = export_checkpoint(
+                    source, target, calibration_images=images, img_size=args.img_size, extra_metrics=extra
+                )
                 if args.out:
                     print(f"wrote {fdet} ({fdet.stat().st_size:,} bytes)")
             if args.c_header:
