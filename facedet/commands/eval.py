@@ -26,7 +26,12 @@ log = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="target", metavar="TARGET", required=True)
     fddb = sub.add_parser("fddb", help="FDDB discrete/continuous ROC (official protocol) and report")
-    fddb.add_argument("--fddb-root", type=Path, required=True, help="FDDB root (FDDB-folds/, originalPics/)")
+    fddb.add_argument(
+        "--fddb-root",
+        type=Path,
+        default=Path("data/fddb"),
+        help="FDDB root (FDDB-folds/, originalPics/); default data/fddb",
+    )
     fddb.add_argument("--out", type=Path, required=True, help="output folder")
     fddb.add_argument(
         "--detections",
@@ -61,7 +66,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fddb.add_argument("--no-report", action="store_true", help="write ROCs and metrics.json only")
 
     wider = sub.add_parser("wider", help="WIDER val AP50 and AP50:95 (pycocotools)")
-    wider.add_argument("--data-root", type=Path, required=True, help="WIDER root (WIDER_val/, wider_face_split/)")
+    wider.add_argument(
+        "--data-root", type=Path, default=Path("data"), help="WIDER root (WIDER_val/, wider_face_split/); default data"
+    )
     which = wider.add_mutually_exclusive_group(required=True)
     which.add_argument("--model", metavar="PATH", help="a .fdet integer model or .pt checkpoint")
     which.add_argument("--peer", metavar="NAME", help="a peer detector instead, e.g. haar")

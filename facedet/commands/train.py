@@ -13,7 +13,7 @@ MODEL_NAMES = ("tiny-yolo", "ifq-tinier-yolo", "dupnet-tinier-yolo")  # facedet.
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, choices=MODEL_NAMES, help="detector family")
-    parser.add_argument("--data-root", default="data", help="WIDER Face root (default: data)")
+    parser.add_argument("--data-root", default="data", help="WIDER Face root or a folder with widerface/ (data)")
     parser.add_argument("--img-size", type=int, default=320, help="square training input, multiple of 32 (default 320)")
     parser.add_argument("--epochs", type=int, default=30, help="epochs (default 30)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per step and per process (default 32)")
@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-face", type=float, default=4.0, help="faces under N px at the input are ignored (4)")
     parser.add_argument("--rescore", action="store_true", help="objectness target = IoU (darknet rescore)")
     parser.add_argument("--init", default=None, help="start from the weights of a compatible checkpoint")
-    parser.add_argument("--cache-dir", default=None, help="decoded-image cache (default: $FACEDET_CACHE or ~/.cache/facedet)")
+    parser.add_argument("--cache-dir", default=None, help="decoded-image cache ($FACEDET_CACHE, ~/.cache/facedet)")
     parser.add_argument("--checkpoint-every", type=int, default=200, help="also write last.pt every N steps (200)")
     parser.add_argument("--log-every", type=int, default=10, help="log.jsonl line every N steps (default 10)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: cuda if present")

@@ -65,6 +65,8 @@ def split_paths(data_root: str | Path, split: str) -> tuple[Path, Path]:
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
     root = Path(data_root)
+    if not (root / "wider_face_split").is_dir() and (root / "widerface" / "wider_face_split").is_dir():
+        root = root / "widerface"  # the default data root `data/` holds widerface/ and fddb/
     return root / "wider_face_split" / f"wider_face_{split}_bbx_gt.txt", root / f"WIDER_{split}" / "images"
 
 

@@ -1,0 +1,164 @@
+"""`facedet train` end to end on the tiny fixture: checkpoint, exact resume, errors, validation AP."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+import facedet.train
+from facedet.cli import main
+from facedet.config import ModelConfig
+from facedet.detections import Detections
+from facedet.evaluation.wider_ap import wider_ap
+from facedet.models import DEFAULT_ANCHORS
+from facedet.models.checkpoint import CheckpointError, load_checkpoint, load_model
+
+MODEL = "dupnet-tinier-yolo"  # the smallest preset: a training step takes milliseconds at 64 px
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_threads() -> Iterator[None]:
+    # train() sets torch's thread count for the whole process; later tests keep the default.
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def _train(wider_root: Path, out: Path, cache: Path, *extra: str) -> int:
+    """One `facedet train` call on the fixture: 8 images, batches of 4 (2 steps per epoch)."""
+    argv = [
+        "train", "--model", MODEL, "--data-root", str(wider_root), "--img-size", "64", "--batch-size", "4",
+        "--out", str(out), "--cache-dir", str(cache), "--workers", "0", "--threads", "1", "--no-progress",
+        "--log-every", "1", *extra,
+    ]  # fmt: skip
+    return main(argv)
+
+
+def test_two_iterations_write_a_self_describing_checkpoint(wider_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert _train(wider_root, out, tmp_path / "cache", "--epochs", "3", "--max-steps", "2") == 0
+    data = load_checkpoint(out / "last.pt")
+    assert data["step"] == 2 and data["epoch"] == 1 and data["iter_in_epoch"] == 0
+    # The first epoch ended at step 2: it was validated (through facedet.evaluation.wider_ap).
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["type"] for r in records] == ["step", "step", "epoch"]
+    assert set(data["metrics"]) == {"ap50", "ap50_ge16"}
+    assert all(0.0 <= records[-1][f"val_{k}"] <= 1.0 for k in ("ap50", "ap50_ge16"))
+    assert all(math.isfinite(r["total"]) for r in records[:2])
+    assert (out / "best.pt").is_file()
+
+    # The checkpoint alone rebuilds the model (k-means anchors included: not the preset's).
+    model, config, raw = load_model(out / "last.pt")
+    assert config == ModelConfig.from_dict(json.loads((out / "model_config.json").read_text()))
+    assert config.name == MODEL and config.img_size == 64 and config.anchors != DEFAULT_ANCHORS
+    assert not model.training
+    for key, tensor in model.state_dict().items():
+        torch.testing.assert_close(tensor, raw["model"][key], rtol=0, atol=0)
+    with torch.no_grad():
+        out_map = model(torch.randint(0, 256, (1, 3, 64, 64)).float())
+    assert out_map.shape == (1, 25, 2, 2) and torch.isfinite(out_map).all()
+
+
+def test_resume_continues_exactly(wider_root: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    common = ("--epochs", "2", "--anchors", "preset")
+    # 2 steps (the end of epoch 1, validated), then resume to 4 ...
+    assert _train(wider_root, tmp_path / "split", cache, *common, "--max-steps", "2") == 0
+    at_step_2 = load_checkpoint(tmp_path / "split" / "last.pt")
+    assert at_step_2["step"] == 2
+    assert _train(wider_root, tmp_path / "split", cache, *common, "--max-steps", "4", "--resume") == 0
+    # ... against 4 steps in one go.
+    assert _train(wider_root, tmp_path / "straight", cache, *common, "--max-steps", "4") == 0
+    resumed, straight = (
+        load_checkpoint(tmp_path / "split" / "last.pt"),
+        load_checkpoint(tmp_path / "straight" / "last.pt"),
+    )
+    assert resumed["step"] == straight["step"] == 4 and resumed["epoch"] == straight["epoch"] == 2
+    for key, tensor in straight["model"].items():
+        torch.testing.assert_close(resumed["model"][key], tensor, rtol=0, atol=0, msg=f"{key} differs")
+    # Steps 3 and 4 really trained (the comparison is not between two untouched models).
+    assert not torch.equal(resumed["model"]["head.weight"], at_step_2["model"]["head.weight"])
+    for index, moments in straight["optimizer"]["state"].items():
+        for name, value in moments.items():
+            torch.testing.assert_close(resumed["optimizer"]["state"][index][name], value, rtol=0, atol=0)
+    # Both logs hold the same step losses (the resumed run appended steps 3 and 4 to its log).
+    losses = {}
+    for run in ("split", "straight"):
+        lines = (tmp_path / run / "log.jsonl").read_text().splitlines()
+        losses[run] = [(r["step"], r["total"]) for r in map(json.loads, lines) if r["type"] == "step"]
+    assert losses["split"] == losses["straight"] and [s for s, _ in losses["straight"]] == [1, 2, 3, 4]
+
+
+def test_truncated_checkpoint_raises(wider_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert _train(wider_root, out, tmp_path / "cache", "--epochs", "1", "--max-steps", "1", "--anchors", "preset") == 0
+    blob = (out / "last.pt").read_bytes()
+    (out / "last.pt").write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        load_model(out / "last.pt")
+    # --resume does not silently start over from a damaged checkpoint.
+    with pytest.raises(CheckpointError, match="last.pt"):
+        _train(wider_root, out, tmp_path / "cache", "--epochs", "1", "--resume")
+    (out / "empty.pt").write_bytes(b"")
+    with pytest.raises(CheckpointError):
+        load_checkpoint(out / "empty.pt")
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_checkpoint(out / "absent.pt")
+
+
+def test_non_finite_loss_stops_with_the_offending_terms(
+    wider_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real_loss: Callable[..., dict[str, torch.Tensor]] = facedet.train.region_loss
+    calls = []
+
+    def loss_with_nan_box_at_step_2(*args: Any, **kwargs: Any) -> dict[str, torch.Tensor]:
+        terms = real_loss(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 2:  # the second step's box term becomes NaN
+            terms["box"] = terms["box"] * float("nan")
+            terms["total"] = terms["box"] + terms["obj"] + terms["noobj"]
+        return terms
+
+    monkeypatch.setattr(facedet.train, "region_loss", loss_with_nan_box_at_step_2)
+    out = tmp_path / "run"
+    code = _train(
+        wider_root, out, tmp_path / "cache", "--epochs", "2", "--anchors", "preset", "--checkpoint-every", "1"
+    )
+    assert code == 1 and len(calls) == 2
+    message = capsys.readouterr().err
+    assert "training stopped: non-finite loss at epoch 1, iteration 2 (step 1)" in message
+    assert "offending terms {'box': nan, 'total': nan}" in message
+    # Training stopped before the bad step changed anything: the last checkpoint is step 1's.
+    assert load_checkpoint(out / "last.pt")["step"] == 1
+    with pytest.raises(facedet.train.NonFiniteLossError, match="'box': nan"):
+        calls.clear()
+        facedet.train.train(
+            facedet.train.TrainConfig(
+                model=MODEL, data_root=str(wider_root), out=str(tmp_path / "api"), img_size=64, epochs=1,
+                batch_size=4, workers=0, threads=1, anchors="preset", cache_dir=str(tmp_path / "cache"),
+                progress=False,
+            )
+        )  # fmt: skip
+
+
+def test_wider_ap_min_size_gives_the_training_log_ap50_ge16() -> None:
+    # One large face found, one 10 px face missed: AP50 counts the miss, AP50 over faces >= 16 px does not.
+    ground_truth = [(np.array([[10, 10, 60, 70], [100, 100, 110, 110]], np.float64), np.array([False, False]))]
+    found = [Detections(np.array([[10, 10, 60, 70]], np.float32), np.array([0.9], np.float32))]
+    all_faces = wider_ap(ground_truth, found)
+    large = wider_ap(ground_truth, found, min_size=16.0)
+    assert all_faces["AP50"] == pytest.approx(0.5, abs=0.01) and all_faces["faces"] == 2
+    assert large["AP50"] == pytest.approx(1.0) and large["faces"] == 1 and large["ignored"] == 1
+    # A detection on the small face is neither a true nor a false positive once it is ignored.
+    both = [
+        Detections(np.array([[100, 100, 110, 110], [10, 10, 60, 70]], np.float32), np.array([0.95, 0.9], np.float32))
+    ]
+    assert wider_ap(ground_truth, both, min_size=16.0)["AP50"] == pytest.approx(1.0)
