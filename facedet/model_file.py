@@ -25,14 +25,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import struct
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from facedet.atomic import write_atomically
 
 MAGIC = b"FDET"
 FORMAT_VERSION = 1
@@ -89,18 +89,8 @@ def encode_model_file(manifest: dict[str, Any], arrays: dict[str, NDArray[Any]])
 
 def write_model_file(path: str | Path, manifest: dict[str, Any], arrays: dict[str, NDArray[Any]]) -> Path:
     """Write a model file atomically (temp file + rename) and return its path."""
-    path = Path(path)
     data = encode_model_file(manifest, arrays)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        os.replace(tmp_name, path)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-    return path
+    return write_atomically(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
 def is_model_file(path: str | Path) -> bool:

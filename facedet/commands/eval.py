@@ -75,6 +75,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     wider.add_argument("--img-size", type=int, default=None, help="network input size in pixels (model default)")
     wider.add_argument("--max-images", type=int, default=None, help="score only the first N images")
     wider.add_argument("--min-score", type=float, default=0.01, help="lowest detection score kept")
+    wider.add_argument(
+        "--min-face", type=float, default=0.0, help="faces smaller than this (pixels, either side) are ignore regions"
+    )
     wider.add_argument("--out", type=Path, default=None, help="write the metrics as JSON here")
 
 
@@ -253,7 +256,7 @@ def _run_wider(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"cannot read {sample.path}")
         gts.append((np.asarray(sample.boxes, np.float64), np.asarray(sample.invalid, bool)))
         dets.append(detector.detect(bgr))
-    metrics = wider_ap(gts, dets)
+    metrics = wider_ap(gts, dets, min_size=args.min_face)
     print(json.dumps(metrics, indent=2))
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -8,13 +8,12 @@ A checkpoint is a ``torch.save`` dict:
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from facedet.atomic import write_atomically
 from facedet.config import ModelConfig
 
 FORMAT = "facedet-checkpoint"
@@ -27,20 +26,10 @@ class CheckpointError(ValueError):
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     """Write ``payload`` (must hold ``model_config`` and ``model``) atomically: temp file + rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = {"format": FORMAT, "format_version": FORMAT_VERSION, **payload}
     if "model_config" not in data or "model" not in data:
         raise ValueError("a checkpoint needs 'model_config' and 'model'")
-    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        torch.save(data, tmp_name)
-        os.replace(tmp_name, path)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-    return path
+    return write_atomically(path, lambda tmp: torch.save(data, tmp))
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
