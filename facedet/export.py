@@ -37,11 +37,9 @@ from facedet.engine import IntEngine
 from facedet.engine.fold import fold_thresholds
 from facedet.engine.schema import Head, Layer, ThresholdConv, to_manifest
 from facedet.model_file import write_model_file
-from facedet.model_summary import accumulator_bound
+from facedet.model_summary import layer_accumulator_bound
 
 log = logging.getLogger(__name__)
-
-_WEIGHT_MAX = {"binary": 1, "int8": 127}
 
 
 class ExportError(RuntimeError):
@@ -61,8 +59,7 @@ def fold_block(block: torch.nn.Module, name: str, in_channels: int, input_max: i
     conv, spec = block.conv, block.spec
     stored, _ = conv.stored_integer_weight()
     s, b = block.folded_affine()
-    weight_max = _WEIGHT_MAX[spec.weight] * spec.dup_input
-    bound = accumulator_bound(input_max, weight_max, in_channels * spec.kernel**2)
+    bound = layer_accumulator_bound(spec, in_channels, input_max)
     thresholds, down = fold_thresholds(s.cpu().numpy(), b.cpu().numpy(), bound, levels)
     return ThresholdConv(
         name=name,

@@ -167,14 +167,18 @@ def read_model_file(path: str | Path) -> tuple[dict[str, Any], dict[str, NDArray
     Raises:
         ModelFileError: missing or unreadable file, or any defect ``decode_model_file`` finds.
     """
+    return decode_model_file(read_model_bytes(path), str(path))
+
+
+def read_model_bytes(path: str | Path) -> bytes:
+    """The raw bytes of a model file; a missing or unreadable file is a ``ModelFileError``."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError as exc:
         raise ModelFileError(f"{path}: no such model file") from exc
     except OSError as exc:
         raise ModelFileError(f"{path}: cannot read model file: {exc}") from exc
-    return decode_model_file(data, str(path))
 
 
 def array_nbytes(manifest: dict[str, Any]) -> dict[str, int]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from facedet.config import ModelConfig
+from facedet.config import ConvSpec, ModelConfig
 
 INT16_MAX = 32767
 
@@ -56,8 +56,13 @@ def threshold_dtype_bytes(bound: int) -> int:
     return 2 if bound <= INT16_MAX else 4
 
 
-def _weight_max(kind: str, dup_input: int) -> int:
-    return {"binary": 1, "int8": 127}[kind] * dup_input
+WEIGHT_MAX = {"binary": 1, "int8": 127}  # largest |integer weight| of each weight kind
+
+
+def layer_accumulator_bound(spec: ConvSpec, in_channels: int, input_max: int) -> int:
+    """Largest |acc| of a quantized conv layer: duplicated inputs sum into weights of up to
+    ``dup_input * WEIGHT_MAX``; the exporter, the engine's test models and this summary share it."""
+    return accumulator_bound(input_max, WEIGHT_MAX[spec.weight] * spec.dup_input, in_channels * spec.kernel**2)
 
 
 def summarize(config: ModelConfig, img_size: int | None = None) -> list[LayerSummary]:
@@ -79,7 +84,7 @@ def summarize(config: ModelConfig, img_size: int | None = None) -> list[LayerSum
             # Reduced compute: in-axis dup sums input groups first; out-axis dup computes each
             # stored filter once; duplicated inputs are summed into one effective kernel.
             macs_per_pixel = stored_out * (stored_in if spec.dup_weight > 1 else in_channels) * k * k
-            bound = accumulator_bound(in_max, _weight_max(spec.weight, spec.dup_input), in_channels * k * k)
+            bound = layer_accumulator_bound(spec, in_channels, in_max)
             weight_bytes = math.ceil(stored / 8) if spec.weight == "binary" else stored
             threshold_bytes = out * levels * threshold_dtype_bytes(bound) + math.ceil(out / 8)
             params = stored + 2 * out

@@ -18,7 +18,7 @@ from facedet.config import HWGQ_STEPS, ConvSpec, ModelConfig
 from facedet.engine.fold import fold_thresholds
 from facedet.engine.schema import Head, Layer, ThresholdConv, to_manifest
 from facedet.model_file import write_model_file
-from facedet.model_summary import accumulator_bound
+from facedet.model_summary import layer_accumulator_bound
 
 
 def tiny_config(img_size: int = 64) -> ModelConfig:
@@ -70,8 +70,7 @@ def random_layers(config: ModelConfig, seed: int = 0) -> tuple[list[Layer], Head
         elif spec.dup_weight > 1:
             stored_out //= spec.dup_weight
         weight = _random_kernel(rng, spec.weight, (stored_out, stored_in, spec.kernel, spec.kernel))
-        weight_max = {"binary": 1, "int8": 127}[spec.weight] * spec.dup_input
-        bound = accumulator_bound(input_max, weight_max, in_channels * spec.kernel**2)
+        bound = layer_accumulator_bound(spec, in_channels, input_max)
         layer = ThresholdConv(
             name=f"conv{index + 1}",
             in_channels=in_channels,

@@ -30,7 +30,7 @@ from facedet.config import ModelConfig
 from facedet.detections import Detections
 from facedet.engine.ops import F32, Conv, pool, requantize, threshold_codes
 from facedet.engine.schema import Head, Layer, RequantConv, ThresholdConv, from_manifest
-from facedet.model_file import ModelFileError, array_nbytes, decode_model_file
+from facedet.model_file import ModelFileError, array_nbytes, decode_model_file, read_model_bytes
 
 
 class _CompiledThreshold:
@@ -159,12 +159,7 @@ class IntEngine:
             ModelFileError: missing, truncated, corrupted, foreign or newer-version file.
         """
         path = Path(path)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError as exc:
-            raise ModelFileError(f"{path}: no such model file") from exc
-        except OSError as exc:
-            raise ModelFileError(f"{path}: cannot read model file: {exc}") from exc
+        data = read_model_bytes(path)
         manifest, arrays = decode_model_file(data, str(path))
         return cls(
             manifest, arrays, img_size, post, str(path), file_bytes=len(data), sha256=hashlib.sha256(data).hexdigest()
