@@ -22,9 +22,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from facedet import __version__
 from service.images import ImageError
 from service.metrics import Metrics, MetricsMiddleware
-from service.routes import STATIC_DIR, UploadTooLarge, router
+from service.routes import STATIC_DIR, router
 from service.settings import Settings
 from service.state import Busy, Engine, Gate, ServiceState
+from service.uploads import UploadTooLarge
 
 logger = logging.getLogger("facedet.service")
 

@@ -1,9 +1,8 @@
 """HTTP routes: detection, health, model metadata, metrics, and the browser demo page.
 
-Uploads are read by hand from the ASGI stream (not by FastAPI's ``File()``), so the size limit
-is enforced while the bytes arrive: a ``Content-Length`` over the limit is refused before
-reading, and a body that grows past it (chunked, or lying about its length) is refused as soon
-as the excess arrives. Decoding and detection run in worker threads behind ``Gate``.
+Uploads are read by hand from the ASGI stream (not by FastAPI's ``File()``), through
+``service.uploads``, so the size limit is enforced while the bytes arrive. Decoding and
+detection run in worker threads behind ``Gate``.
 """
 
 from __future__ import annotations
@@ -19,16 +18,15 @@ import cv2
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse, PlainTextResponse
-from starlette.datastructures import UploadFile
 
 from facedet.anchors import PostProcess
 from facedet.detections import Detections
 from service.images import ImageError, decode_image
+from service.openapi_docs import error_responses, image_body_doc
 from service.schemas import (
     BatchItem,
     BatchResponse,
     DetectResponse,
-    ErrorResponse,
     Face,
     HealthResponse,
     ImageInfo,
@@ -36,16 +34,19 @@ from service.schemas import (
     ModelRef,
 )
 from service.state import Engine, ServiceState
+from service.uploads import (
+    MULTIPART_OVERHEAD,
+    UploadTooLarge,
+    limited_request,
+    media_type,
+    read_form_files,
+    read_stream,
+)
 
 STATIC_DIR = Path(__file__).parent / "static"
-MULTIPART_OVERHEAD = 64 * 1024  # boundary lines and part headers allowed on top of the file itself
 DETECT_QUERY = {"min_score", "max_faces", "max_side"}
 
 router = APIRouter()
-
-
-class UploadTooLarge(Exception):
-    """The request body exceeded its byte limit (-> 413)."""
 
 
 def get_state(request: Request) -> ServiceState:
@@ -55,55 +56,6 @@ def get_state(request: Request) -> ServiceState:
 
 
 StateDep = Annotated[ServiceState, Depends(get_state)]
-
-
-def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    text = {
-        400: "Empty body, or a malformed multipart body.",
-        413: "Upload larger than the byte limit (checked while reading), or more pixels than allowed "
-        "(checked from the image header before decoding), or too many files in a batch.",
-        415: "A recognised image format that is not supported (GIF, TIFF, HEIF, ...), or a batch that is not "
-        "multipart; JPEG, PNG, WebP and BMP are accepted, sniffed from the magic bytes.",
-        422: "Not an image, a truncated or corrupt image, a wrong multipart field name, "
-        "an unknown query parameter, or a parameter out of range.",
-        503: "The model is not loaded yet, or the service is saturated (retry after the Retry-After seconds).",
-    }
-    return {code: {"model": ErrorResponse, "description": text[code]} for code in codes}
-
-
-def _image_body_doc(batch: bool) -> dict[str, Any]:
-    if batch:
-        multipart = {
-            "type": "object",
-            "required": ["files"],
-            "properties": {
-                "files": {
-                    "type": "array",
-                    "items": {"type": "string", "format": "binary"},
-                    "description": "Several images (JPEG, PNG, WebP or BMP), each one part named 'files'.",
-                }
-            },
-        }
-        return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": multipart}}}}
-    multipart = {
-        "type": "object",
-        "required": ["file"],
-        "properties": {
-            "file": {"type": "string", "format": "binary", "description": "The image (JPEG, PNG, WebP or BMP)."}
-        },
-    }
-    raw = {"schema": {"type": "string", "format": "binary"}}
-    content: dict[str, Any] = {"multipart/form-data": {"schema": multipart}}
-    for media in ("image/jpeg", "image/png", "image/webp", "image/bmp", "application/octet-stream"):
-        content[media] = raw
-    return {
-        "requestBody": {
-            "required": True,
-            "description": "The image, either as a multipart field named 'file' or as the raw request body. "
-            "The format is sniffed from the bytes; the declared content type is not trusted.",
-            "content": content,
-        }
-    }
 
 
 def reject_unknown_query(request: Request) -> None:
@@ -133,57 +85,6 @@ MaxSide = Annotated[
         "(faster on large photos); boxes are still reported in original pixels (32..8192).",
     ),
 ]
-
-
-def _limited_request(request: Request, limit: int) -> Request:
-    """A view of ``request`` whose body stream raises ``UploadTooLarge`` once more than ``limit`` bytes arrive."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise UploadTooLarge(
-            f"upload too large: Content-Length {int(declared)} bytes exceeds the limit of {limit} bytes"
-        )
-    received = 0
-    receive = request.receive
-
-    async def limited_receive() -> Any:
-        nonlocal received
-        message = await receive()
-        if message["type"] == "http.request":
-            received += len(message.get("body", b""))
-            if received > limit:
-                raise UploadTooLarge(f"upload too large: more than {limit} bytes received (limit {limit} bytes)")
-        return message
-
-    return Request(request.scope, limited_receive)
-
-
-async def _read_stream(request: Request) -> bytes:
-    chunks = [chunk async for chunk in request.stream()]
-    return b"".join(chunks)
-
-
-def _media_type(request: Request) -> str:
-    return request.headers.get("content-type", "").split(";")[0].strip().lower()
-
-
-async def _read_form_files(request: Request, field: str, limit: int, max_files: int) -> list[UploadFile]:
-    """Parse a multipart body (bounded by ``limit`` bytes) and return the uploads of ``field``."""
-    limited = _limited_request(request, limit)
-    try:
-        form = await limited.form(max_files=max_files + 1, max_fields=8, max_part_size=64 * 1024)
-    except HTTPException as exc:  # Starlette's MultiPartException -> 400
-        raise HTTPException(400, f"malformed multipart body: {exc.detail}") from exc
-    names = sorted(set(form.keys()))
-    wrong = [name for name in names if name != field]
-    if field not in form:
-        got = f" (got {', '.join(repr(n) for n in names)})" if names else " (the body has no fields)"
-        raise HTTPException(422, f"multipart body has no field named {field!r}{got}; send the image(s) as {field!r}")
-    if wrong:
-        raise HTTPException(422, f"unexpected multipart field(s) {', '.join(map(repr, wrong))}; only {field!r} is read")
-    values = form.getlist(field)
-    if not all(isinstance(v, UploadFile) for v in values):
-        raise HTTPException(422, f"multipart field {field!r} must be a file upload, not a text value")
-    return [v for v in values if isinstance(v, UploadFile)]
 
 
 def _detect_sync(
@@ -263,8 +164,8 @@ async def _run(
     summary="Detect faces in one image",
     description="Send one image as multipart field `file` or as the raw body. Boxes are x, y, width, height in "
     "original-image pixels, best score first.",
-    responses=_errors(400, 413, 415, 422, 503),
-    openapi_extra=_image_body_doc(batch=False),
+    responses=error_responses(400, 413, 415, 422, 503),
+    openapi_extra=image_body_doc(batch=False),
     dependencies=[Depends(reject_unknown_query)],
     tags=["detection"],
 )
@@ -278,9 +179,9 @@ async def detect(
     """Detect faces in one uploaded image."""
     async with _admitted(state) as engine:
         limit = state.settings.max_upload_bytes
-        media = _media_type(request)
+        media = media_type(request)
         if media == "multipart/form-data":
-            files = await _read_form_files(request, "file", limit + MULTIPART_OVERHEAD, max_files=1)
+            files = await read_form_files(request, "file", limit + MULTIPART_OVERHEAD, max_files=1)
             if len(files) != 1:
                 raise HTTPException(
                     422, f"send exactly one 'file' (got {len(files)}); use /v1/detect/batch for several"
@@ -289,7 +190,7 @@ async def detect(
             if len(data) > limit:
                 raise UploadTooLarge(f"upload too large: {len(data)} bytes exceeds the limit of {limit} bytes")
         else:  # raw body, whatever the declared type (curl --data-binary says form-urlencoded): bytes decide
-            data = await _read_stream(_limited_request(request, limit))
+            data = await read_stream(limited_request(request, limit))
         return await _run(state, engine, data, _post(state, min_score, max_faces), max_side)
 
 
@@ -299,8 +200,8 @@ async def detect(
     summary="Detect faces in several images",
     description="Multipart body with one part named `files` per image. Each image gets its own status: a bad "
     "image is reported in its item and does not fail the others.",
-    responses=_errors(400, 413, 415, 422, 503),
-    openapi_extra=_image_body_doc(batch=True),
+    responses=error_responses(400, 413, 415, 422, 503),
+    openapi_extra=image_body_doc(batch=True),
     dependencies=[Depends(reject_unknown_query)],
     tags=["detection"],
 )
@@ -313,10 +214,10 @@ async def detect_batch(
 ) -> BatchResponse:
     """Detect faces in each uploaded image, in order."""
     settings = state.settings
-    if _media_type(request) != "multipart/form-data":
+    if media_type(request) != "multipart/form-data":
         raise HTTPException(415, "send the images as a multipart/form-data body with one 'files' part per image")
     async with _admitted(state) as engine:
-        files = await _read_form_files(request, "files", settings.max_batch_bytes, settings.max_batch_files)
+        files = await read_form_files(request, "files", settings.max_batch_bytes, settings.max_batch_files)
         if len(files) > settings.max_batch_files:
             raise HTTPException(413, f"too many files: at most {settings.max_batch_files} images per batch")
         post = _post(state, min_score, max_faces)
@@ -343,7 +244,9 @@ async def healthz(state: StateDep) -> HealthResponse:
     return HealthResponse(status="ok", model_loaded=state.engine is not None)
 
 
-@router.get("/readyz", response_model=HealthResponse, summary="Readiness", tags=["health"], responses=_errors(503))
+@router.get(
+    "/readyz", response_model=HealthResponse, summary="Readiness", tags=["health"], responses=error_responses(503)
+)
 async def readyz(state: StateDep) -> HealthResponse:
     """200 once the model is loaded, 503 before."""
     if state.engine is None:
@@ -368,7 +271,11 @@ def _jsonable(value: Any) -> Any:
 
 
 @router.get(
-    "/v1/model", response_model=ModelInfo, summary="Loaded model metadata", tags=["model"], responses=_errors(503)
+    "/v1/model",
+    response_model=ModelInfo,
+    summary="Loaded model metadata",
+    tags=["model"],
+    responses=error_responses(503),
 )
 async def model_info(state: StateDep) -> ModelInfo:
     """Name, format version, stored bytes, input size, FDDB figures (when recorded in the file) and limits."""
