@@ -61,22 +61,7 @@ def fold_block(block: torch.nn.Module, name: str, in_channels: int, input_max: i
     s, b = block.folded_affine()
     bound = layer_accumulator_bound(spec, in_channels, input_max)
     thresholds, down = fold_thresholds(s.cpu().numpy(), b.cpu().numpy(), bound, levels)
-    return ThresholdConv(
-        name=name,
-        in_channels=in_channels,
-        out_channels=spec.out_channels,
-        kernel=spec.kernel,
-        pool=spec.pool,
-        weight_kind=spec.weight,
-        dup_weight=spec.dup_weight,
-        dup_axis=conv.dup_axis,
-        dup_input=spec.dup_input,
-        input_max=input_max,
-        bound=bound,
-        weight=_integer(stored),
-        thresholds=thresholds,
-        down=down,
-    )
+    return ThresholdConv.for_spec(name, spec, conv.dup_axis, in_channels, input_max, _integer(stored), thresholds, down)
 
 
 def fold_head(head: torch.nn.Module, input_max: int) -> Head:

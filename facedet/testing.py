@@ -18,7 +18,6 @@ from facedet.config import HWGQ_STEPS, ConvSpec, ModelConfig
 from facedet.engine.fold import fold_thresholds
 from facedet.engine.schema import Head, Layer, ThresholdConv, to_manifest
 from facedet.model_file import write_model_file
-from facedet.model_summary import layer_accumulator_bound
 
 
 def tiny_config(img_size: int = 64) -> ModelConfig:
@@ -70,22 +69,10 @@ def random_layers(config: ModelConfig, seed: int = 0) -> tuple[list[Layer], Head
         elif spec.dup_weight > 1:
             stored_out //= spec.dup_weight
         weight = _random_kernel(rng, spec.weight, (stored_out, stored_in, spec.kernel, spec.kernel))
-        bound = layer_accumulator_bound(spec, in_channels, input_max)
-        layer = ThresholdConv(
-            name=f"conv{index + 1}",
-            in_channels=in_channels,
-            out_channels=spec.out_channels,
-            kernel=spec.kernel,
-            pool=spec.pool,
-            weight_kind=spec.weight,
-            dup_weight=spec.dup_weight,
-            dup_axis=config.dup_axis,
-            dup_input=spec.dup_input,
-            input_max=input_max,
-            bound=bound,
-            weight=weight,
-            thresholds=np.zeros((spec.out_channels, levels), np.int64),
-            down=np.zeros(spec.out_channels, bool),
+        no_thresholds = np.zeros((spec.out_channels, levels), np.int64)
+        down = np.zeros(spec.out_channels, bool)
+        layer = ThresholdConv.for_spec(
+            f"conv{index + 1}", spec, config.dup_axis, in_channels, input_max, weight, no_thresholds, down
         )
         effective = layer.effective_weight().reshape(spec.out_channels, -1)
         centre = mean * effective.sum(1)
@@ -93,7 +80,7 @@ def random_layers(config: ModelConfig, seed: int = 0) -> tuple[list[Layer], Head
         sign = np.where(rng.random(spec.out_channels) < 0.25, -1.0, 1.0)
         s = (sign * levels / (3.0 * spread)).astype(np.float32)  # +-1.5 sd covers the codes
         b = (levels / 2.0 - s.astype(np.float64) * centre).astype(np.float32)
-        layer.thresholds, layer.down = fold_thresholds(s, b, bound, levels)
+        layer.thresholds, layer.down = fold_thresholds(s, b, layer.bound, levels)
         layers.append(layer)
         in_channels, input_max = spec.out_channels, levels
         mean, std = levels / 2.0, levels / 2.5

@@ -133,9 +133,9 @@ def find_missing(samples: list[WiderSample]) -> list[Path]:
     return [s.path for s in samples if not s.path.is_file()]
 
 
-def load_wider(data_root: str | Path = DEFAULT_DATA_ROOT, split: str = "train", allow_missing: bool = False) -> tuple[
-    list[WiderSample], list[Path]
-]:
+def load_wider(
+    data_root: str | Path = DEFAULT_DATA_ROOT, split: str = "train", allow_missing: bool = False
+) -> tuple[list[WiderSample], list[Path]]:
     """Parse one split of a WIDER Face tree and check that every listed image is present.
 
     Args:

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from facedet.config import ModelConfig
-from facedet.model_summary import INT16_MAX
+from facedet.config import ConvSpec, ModelConfig
+from facedet.model_summary import INT16_MAX, layer_accumulator_bound
 
 INT = NDArray[np.integer]
 
@@ -45,6 +45,36 @@ class ThresholdConv:
     weight: INT
     thresholds: INT
     down: NDArray[np.bool_]
+
+    @classmethod
+    def for_spec(
+        cls,
+        name: str,
+        spec: ConvSpec,
+        dup_axis: str,
+        in_channels: int,
+        input_max: int,
+        weight: INT,
+        thresholds: INT,
+        down: NDArray[np.bool_],
+    ) -> ThresholdConv:
+        """The block a model config's layer ``spec`` describes, with its accumulator bound computed."""
+        return cls(
+            name=name,
+            in_channels=in_channels,
+            out_channels=spec.out_channels,
+            kernel=spec.kernel,
+            pool=spec.pool,
+            weight_kind=spec.weight,
+            dup_weight=spec.dup_weight,
+            dup_axis=dup_axis,
+            dup_input=spec.dup_input,
+            input_max=input_max,
+            bound=layer_accumulator_bound(spec, in_channels, input_max),
+            weight=weight,
+            thresholds=thresholds,
+            down=down,
+        )
 
     def effective_weight(self) -> NDArray[np.int64]:
         """(Cout, Cin, k, k) kernel on the non-duplicated input (what torch's conv sees)."""
