@@ -10,29 +10,41 @@ set -euo pipefail
 WIDER=${WIDER:-data/widerface}
 FDDB=${FDDB:-data/fddb}
 RUNS=${RUNS:-runs}
+# One training folder per model (its best.pt is shipped); default $RUNS/<model>.
+RUN_DUPNET=${RUN_DUPNET:-$RUNS/dupnet-tinier-yolo}
+RUN_IFQ=${RUN_IFQ:-$RUNS/ifq-tinier-yolo}
+RUN_TINY=${RUN_TINY:-$RUNS/tiny-yolo}
 SIZE=${SIZE:-320}           # deployment input size, chosen on WIDER val (weights/README.md)
 PEERS=${PEERS:---peer haar --peer retinaface-mnet}
+# TINY_DETS=DIR: score Tiny-YOLO from DIR/tiny-yolo-{int8,float}/detections.txt (+ run.json) of an
+# earlier run of this script instead of detecting again (only valid when RUN_TINY is unchanged).
+TINY_DETS=${TINY_DETS:-}
 CAL="$WIDER/WIDER_train/images"
 mkdir -p weights reports
 
 export_all() {  # $1: extra flags (e.g. --fddb-metrics)
-  for m in dupnet-tinier-yolo ifq-tinier-yolo; do
-    facedet export "$RUNS/$m/best.pt" --out "weights/$m.fdet" --calibration-dir "$CAL" --img-size "$SIZE" \
-      ${1:+$1 reports/fddb/metrics.json:$m}
-  done
-  facedet export "$RUNS/tiny-yolo/best.pt" --out weights/tiny-yolo-int8.fdet --calibration-dir "$CAL" \
+  facedet export "$RUN_DUPNET/best.pt" --out weights/dupnet-tinier-yolo.fdet --calibration-dir "$CAL" \
+    --img-size "$SIZE" ${1:+$1 reports/fddb/metrics.json:dupnet-tinier-yolo}
+  facedet export "$RUN_IFQ/best.pt" --out weights/ifq-tinier-yolo.fdet --calibration-dir "$CAL" \
+    --img-size "$SIZE" ${1:+$1 reports/fddb/metrics.json:ifq-tinier-yolo}
+  facedet export "$RUN_TINY/best.pt" --out weights/tiny-yolo-int8.fdet --calibration-dir "$CAL" \
     --img-size "$SIZE" ${1:+$1 reports/fddb/metrics.json:tiny-yolo-int8}
 }
 
 export_all ""
-python scripts/slim_checkpoint.py "$RUNS/dupnet-tinier-yolo/best.pt" weights/dupnet-tinier-yolo.pt
-python scripts/slim_checkpoint.py "$RUNS/ifq-tinier-yolo/best.pt" weights/ifq-tinier-yolo.pt
-python scripts/slim_checkpoint.py "$RUNS/tiny-yolo/best.pt" weights/tiny-yolo.fp16.pt --half
+python scripts/slim_checkpoint.py "$RUN_DUPNET/best.pt" weights/dupnet-tinier-yolo.pt
+python scripts/slim_checkpoint.py "$RUN_IFQ/best.pt" weights/ifq-tinier-yolo.pt
+python scripts/slim_checkpoint.py "$RUN_TINY/best.pt" weights/tiny-yolo.fp16.pt --half
 
+if [ -n "$TINY_DETS" ]; then
+  TINY="--detections $TINY_DETS/tiny-yolo-int8/detections.txt:tiny-yolo-int8"
+  TINY="$TINY --detections $TINY_DETS/tiny-yolo-float/detections.txt:tiny-yolo-float"
+else
+  TINY="--model weights/tiny-yolo-int8.fdet --model weights/tiny-yolo.fp16.pt:tiny-yolo-float"
+fi
 # shellcheck disable=SC2086
 facedet eval fddb --fddb-root "$FDDB" --out reports/fddb --img-size "$SIZE" \
-  --model weights/dupnet-tinier-yolo.fdet --model weights/ifq-tinier-yolo.fdet \
-  --model weights/tiny-yolo-int8.fdet --model weights/tiny-yolo.fp16.pt:tiny-yolo-float $PEERS
+  --model weights/dupnet-tinier-yolo.fdet --model weights/ifq-tinier-yolo.fdet $TINY $PEERS
 
 export_all --fddb-metrics
 best=$(python - <<'PY'
