@@ -25,6 +25,7 @@ TORCH_FREE = [
     "facedet.fddb_regions",
     "facedet.data.fddb",
     "facedet.data.wider",
+    "facedet.data.pack",
     "service.app",
     "service.routes",
     "service.uploads",
