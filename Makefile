@@ -33,3 +33,4 @@ test: setup-dev
 
 lint: setup-dev
 	$(BIN)/ruff check facedet service tests scripts
+	$(BIN)/ruff format --check facedet service tests scripts

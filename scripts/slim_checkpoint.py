@@ -1,6 +1,6 @@
 """Strip a training checkpoint to what shipping needs (model + config + metrics), optionally fp16.
 
-    python scripts/slim_checkpoint.py runs/tiny-yolo/best.pt weights/tiny-yolo.fp16.pt --half
+Usage: python scripts/slim_checkpoint.py runs/tiny-yolo/best.pt weights/tiny-yolo.fp16.pt --half
 """
 
 from __future__ import annotations
