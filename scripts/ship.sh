@@ -10,31 +10,31 @@ set -euo pipefail
 WIDER=${WIDER:-data/widerface}
 FDDB=${FDDB:-data/fddb}
 RUNS=${RUNS:-runs}
-# One training folder per model (its best.pt is shipped); default $RUNS/<model>.
-RUN_DUPNET=${RUN_DUPNET:-$RUNS/dupnet-tinier-yolo}
-RUN_IFQ=${RUN_IFQ:-$RUNS/ifq-tinier-yolo}
-RUN_TINY=${RUN_TINY:-$RUNS/tiny-yolo}
+# The checkpoint shipped for each model; default $RUNS/<model>/best.pt.
+CKPT_DUPNET=${CKPT_DUPNET:-$RUNS/dupnet-tinier-yolo/best.pt}
+CKPT_IFQ=${CKPT_IFQ:-$RUNS/ifq-tinier-yolo/best.pt}
+CKPT_TINY=${CKPT_TINY:-$RUNS/tiny-yolo/best.pt}
 SIZE=${SIZE:-320}           # deployment input size, chosen on WIDER val (weights/README.md)
 PEERS=${PEERS:---peer haar --peer retinaface-mnet}
 # TINY_DETS=DIR: score Tiny-YOLO from DIR/tiny-yolo-{int8,float}/detections.txt (+ run.json) of an
-# earlier run of this script instead of detecting again (only valid when RUN_TINY is unchanged).
+# earlier run of this script instead of detecting again (only valid when CKPT_TINY is unchanged).
 TINY_DETS=${TINY_DETS:-}
 CAL="$WIDER/WIDER_train/images"
 mkdir -p weights reports
 
 export_all() {  # $1: extra flags (e.g. --fddb-metrics)
-  facedet export "$RUN_DUPNET/best.pt" --out weights/dupnet-tinier-yolo.fdet --calibration-dir "$CAL" \
+  facedet export "$CKPT_DUPNET" --out weights/dupnet-tinier-yolo.fdet --calibration-dir "$CAL" \
     --img-size "$SIZE" ${1:+$1 reports/fddb/metrics.json:dupnet-tinier-yolo}
-  facedet export "$RUN_IFQ/best.pt" --out weights/ifq-tinier-yolo.fdet --calibration-dir "$CAL" \
+  facedet export "$CKPT_IFQ" --out weights/ifq-tinier-yolo.fdet --calibration-dir "$CAL" \
     --img-size "$SIZE" ${1:+$1 reports/fddb/metrics.json:ifq-tinier-yolo}
-  facedet export "$RUN_TINY/best.pt" --out weights/tiny-yolo-int8.fdet --calibration-dir "$CAL" \
+  facedet export "$CKPT_TINY" --out weights/tiny-yolo-int8.fdet --calibration-dir "$CAL" \
     --img-size "$SIZE" ${1:+$1 reports/fddb/metrics.json:tiny-yolo-int8}
 }
 
 export_all ""
-python scripts/slim_checkpoint.py "$RUN_DUPNET/best.pt" weights/dupnet-tinier-yolo.pt
-python scripts/slim_checkpoint.py "$RUN_IFQ/best.pt" weights/ifq-tinier-yolo.pt
-python scripts/slim_checkpoint.py "$RUN_TINY/best.pt" weights/tiny-yolo.fp16.pt --half
+python scripts/slim_checkpoint.py "$CKPT_DUPNET" weights/dupnet-tinier-yolo.pt
+python scripts/slim_checkpoint.py "$CKPT_IFQ" weights/ifq-tinier-yolo.pt
+python scripts/slim_checkpoint.py "$CKPT_TINY" weights/tiny-yolo.fp16.pt --half
 
 if [ -n "$TINY_DETS" ]; then
   TINY="--detections $TINY_DETS/tiny-yolo-int8/detections.txt:tiny-yolo-int8"
