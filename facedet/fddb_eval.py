@@ -1,15 +1,17 @@
 """FDDB scoring as the official evaluator does it (Jain & Learned-Miller 2010, ``evaluation.tgz``).
 
-Torch-free: numpy, cv2, and scipy for the assignment solver (imported where used).
+Torch-free: numpy, scipy for the assignment solver (imported where used), and OpenCV through
+``facedet.fddb_regions``.
 
 The protocol, step by step, as the official C++ program implements it:
 
-1. **Regions are pixel sets on the image grid** (``facedet.fddb_regions``). Every ground-truth ellipse
-   and every detection is drawn filled into a mask the size of the image (so a region partly outside the image counts
-   only its inside part). Ellipses are drawn by OpenCV with the centre rounded to a pixel, the
-   radii truncated to integers and the angle converted to degrees; a rectangle
-   ``left top width height`` covers the pixels from ``round(left), round(top)`` to
-   ``round(left + width), round(top + height)``, both corners included.
+1. **Regions are pixel sets on the image grid** (``facedet.fddb_regions``). Every ground-truth
+   ellipse and every detection is drawn filled into a mask the size of the image (so a region
+   partly outside the image counts only its inside part). Ellipses are drawn by OpenCV with the
+   centre rounded to a pixel, the radii truncated to integers and the angle converted to
+   degrees; a rectangle ``left top width height`` covers the pixels from
+   ``round(left), round(top)`` to ``round(left + width), round(top + height)``, both corners
+   included.
 2. **Overlap** of a face and a detection = |intersection| / |union| of the two pixel sets.
 3. **Per image and per score threshold** ``t`` (every distinct detection score of the image),
    the detections with score ``>= t`` are matched to the faces by a maximum-weight bipartite

@@ -92,7 +92,7 @@ def pack_split(
 def pack_wider(
     src_root: str | Path,
     dst_root: str | Path,
-    max_side: int = 320,
+    max_side: int = 256,
     quality: int = 75,
     splits: tuple[str, ...] = SPLITS,
     progress: bool = False,
