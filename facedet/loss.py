@@ -4,8 +4,9 @@ For a raw head map (B, A*5, H, W) with channel ``a*5 + k`` = tx, ty, tw, th, obj
 anchor a (the layout ``facedet.anchors.decode_raw`` reads):
 
 - **Assignment.** Each ground-truth face (not ignore) goes to the cell holding its centre and, in
-  that cell, to the anchor with the best shape-only IoU (darknet ``bias_match``). When two faces
-  pick the same cell and anchor, the later one wins (as in darknet).
+  that cell, to the anchor with the best shape-only IoU (darknet ``bias_match``), and with
+  ``multi_anchor_iou`` also to every other anchor whose shape IoU reaches it. When two faces pick
+  the same cell and anchor, the later one wins (as in darknet).
 - **box** (matched anchors): ``coord_scale * (2 - w*h/S^2) * [(sig(tx) - ox)^2 + (sig(ty) - oy)^2
   + (tw - log(w/aw))^2 + (th - log(h/ah))^2]``, where (ox, oy) is the centre's offset in its
   cell; the (2 - area) factor weighs small faces up to twice as much as image-sized ones.
@@ -40,6 +41,9 @@ class RegionLossConfig:
     noobject_scale: float = 1.0
     ignore_thresh: float = 0.6
     rescore: bool = False  # target 1 (stable from scratch); darknet uses IoU (rescore=1)
+    # None: one positive anchor per face (darknet). A value: every anchor of the face's cell whose
+    # shape IoU with the face reaches it is a positive too (faces between two anchor sizes train both).
+    multi_anchor_iou: float | None = None
 
 
 def box_iou(a: Tensor, b: Tensor) -> Tensor:
@@ -143,7 +147,13 @@ def region_loss(
         cj = (gcy / stride).floor().clamp(0, height - 1)
         inter = torch.minimum(gw[:, None], anchors[None, :, 0]) * torch.minimum(gh[:, None], anchors[None, :, 1])
         shape_iou = inter / (gw[:, None] * gh[:, None] + anchors.prod(-1)[None, :] - inter)  # (P, A)
-        a_idx = shape_iou.argmax(-1)
+        # Positive anchors of each face: its best shape match, plus any above multi_anchor_iou.
+        chosen = F.one_hot(shape_iou.argmax(-1), num_anchors).bool()
+        if config.multi_anchor_iou is not None:
+            chosen |= shape_iou >= config.multi_anchor_iou
+        pair, a_idx = chosen.nonzero(as_tuple=True)  # (P',) face index and anchor, face-major order
+        b_idx, gt, gw, gh, gcx, gcy, ci, cj = (t[pair] for t in (b_idx, gt, gw, gh, gcx, gcy, ci, cj))
+        num_pos = pair.numel()
         ci_l, cj_l = ci.long(), cj.long()
         # Later faces win a shared (cell, anchor): keep the last occurrence of each slot.
         slot = ((b_idx * num_anchors + a_idx) * height + cj_l) * width + ci_l

@@ -36,6 +36,7 @@ from facedet.data.dataset import FaceDataset, collate
 from facedet.data.transforms import build_transforms
 from facedet.data.wider import WiderSample, load_wider
 from facedet.detections import Detections
+from facedet.ema import ModelEMA
 from facedet.evaluation.wider_ap import wider_ap
 from facedet.loss import RegionLossConfig, region_loss
 from facedet.models import build_model, model_config
@@ -76,6 +77,32 @@ class TrainConfig:
     init: str | None = None
     rescore: bool = False
     progress: bool = True
+    # ---- the scale-aware recipe (issue: train for the face sizes the deployed input sees)
+    sampling: str = "scale"  # "scale": face-centred crops (facedet.data.scale_sampling); "letterbox": whole images
+    face_min: float = 16.0  # drawn face heights, network pixels (log-uniform)
+    face_max: float = 320.0
+    deploy_size: int | None = 416  # the model config's input size (validation, export); None = img_size
+    multi_anchor_iou: float | None = 0.35  # extra positive anchors (RegionLossConfig.multi_anchor_iou)
+    ema_decay: float = 0.9998  # 0 = no weight averaging
+    select_metric: str = "ap50_ge48"  # validation metric that picks best.pt
+    compile: bool = False  # torch.compile the model's forward
+
+    def __post_init__(self) -> None:
+        if self.sampling not in ("scale", "letterbox"):
+            raise ValueError(f"sampling must be 'scale' or 'letterbox', got {self.sampling!r}")
+        if self.select_metric not in VAL_METRICS:
+            raise ValueError(f"select_metric must be one of {VAL_METRICS}, got {self.select_metric!r}")
+        for name in ("img_size", "deploy_size"):
+            value = getattr(self, name)
+            if value is not None and (value <= 0 or value % 32):
+                raise ValueError(f"{name} must be a positive multiple of 32, got {value}")
+        if not 0 < self.face_min <= self.face_max:
+            raise ValueError(f"need 0 < face_min <= face_max, got {self.face_min}, {self.face_max}")
+        if self.batch_size < 1 or self.epochs < 1:
+            raise ValueError("batch_size and epochs must be at least 1")
+
+
+VAL_METRICS = ("ap50", "ap50_ge16", "ap50_ge48")
 
 
 def lr_at(step: int, cfg: TrainConfig, total_steps: int) -> float:
@@ -129,6 +156,19 @@ def anchors_from_data(dataset: FaceDataset, img_size: int, k: int, seed: int) ->
     return tuple((round(float(w), 2), round(float(h), 2)) for w, h in anchors)
 
 
+def anchors_from_samples(dataset: FaceDataset, k: int, seed: int, draws: int = 3000) -> tuple[tuple[float, float], ...]:
+    """k-means (1 - IoU) anchors of the trainable boxes as the training transform produces them
+    (the scale-aware sampler's face-size distribution), from ``draws`` seeded samples."""
+    rng = np.random.default_rng([seed, 7])
+    wh_all = []
+    for index in rng.integers(0, len(dataset), size=draws):
+        _, target = dataset[(int(index), int(rng.integers(0, 2**31 - 1)))]
+        boxes, ignore = target["boxes"].numpy(), target["ignore"].numpy()
+        wh_all.append((boxes[:, 2:] - boxes[:, :2])[~ignore])
+    anchors = kmeans_anchors(np.concatenate(wh_all), k, seed=seed)
+    return tuple((round(float(w), 2), round(float(h), 2)) for w, h in anchors)
+
+
 class _Dist:
     """Rank, world size and device; initialises the process group under torchrun."""
 
@@ -175,8 +215,8 @@ def evaluate(
 ) -> dict[str, float]:
     """AP50 on a dataset's images (letterboxed as at inference, decoded by ``facedet.anchors.decode``).
 
-    Returns ``{"ap50": AP on all valid faces, "ap50_ge16": AP with faces under 16 px ignored}``
-    (pixels of the cached images).
+    Returns ``{"ap50": AP on all valid faces, "ap50_ge16" / "ap50_ge48": AP with faces under 16 /
+    48 px ignored}`` (pixels of the cached images).
     """
     model.eval()
     post = PostProcess(score_threshold=0.01, nms_iou=0.4, max_detections=300)
@@ -194,6 +234,7 @@ def evaluate(
     return {
         "ap50": wider_ap(ground_truth, detections)["AP50"],
         "ap50_ge16": wider_ap(ground_truth, detections, min_size=16.0)["AP50"],
+        "ap50_ge48": wider_ap(ground_truth, detections, min_size=48.0)["AP50"],
     }
 
 
@@ -253,7 +294,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
     train_samples, train_cache = _load_split(cfg, "train", cfg.max_images, ctx)
     val_samples, val_cache = _load_split(cfg, "val", cfg.max_val_images, ctx, False) if ctx.main else ([], None)
-    train_set = FaceDataset(train_samples, train_cache, build_transforms("train", cfg.img_size), cfg.min_face)
+    policy = "scale" if cfg.sampling == "scale" else "train"
+    transform = build_transforms(policy, cfg.img_size, cfg.face_min, cfg.face_max)
+    train_set = FaceDataset(train_samples, train_cache, transform, cfg.min_face)
     val_set = None
     if val_cache is not None:
         val_set = FaceDataset(val_samples, val_cache, build_transforms("eval", cfg.img_size), cfg.min_face)
@@ -263,8 +306,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         resume_state = load_checkpoint(out / "last.pt")
         mcfg = ModelConfig.from_dict(resume_state["model_config"])
     else:
-        mcfg = model_config(cfg.model, img_size=cfg.img_size)
-        if cfg.anchors == "auto":
+        mcfg = model_config(cfg.model, img_size=cfg.deploy_size or cfg.img_size)
+        if cfg.anchors == "auto" and cfg.sampling == "scale":
+            mcfg = mcfg.with_(anchors=anchors_from_samples(train_set, cfg.num_anchors, cfg.seed))
+        elif cfg.anchors == "auto":
             mcfg = mcfg.with_(anchors=anchors_from_data(train_set, cfg.img_size, cfg.num_anchors, cfg.seed))
         elif cfg.anchors != "preset":
             raise ValueError(f"--anchors must be auto or preset, got {cfg.anchors!r}")
@@ -272,24 +317,28 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     if cfg.init and resume_state is None:
         _init_from(model, cfg.init)
     optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.999))
+    ema = ModelEMA(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
 
     epoch, iter_in_epoch, step, best_ap = 0, 0, 0, -1.0
     if resume_state is not None:
-        model.load_state_dict(resume_state["model"])
+        model.load_state_dict(resume_state.get("train_model", resume_state["model"]))
         optimizer.load_state_dict(resume_state["optimizer"])
+        if ema is not None:
+            ema.load_state_dict(resume_state["model"])
+            ema.updates = resume_state["step"]
         epoch, iter_in_epoch = resume_state["epoch"], resume_state["iter_in_epoch"]
         step, best_ap = resume_state["step"], resume_state["best_ap"]
         _set_rng_state(resume_state["rng"])
         if ctx.main:
             log.info("resumed %s at epoch %d, iteration %d (step %d)", out / "last.pt", epoch, iter_in_epoch, step)
 
-    ddp_model = model
+    ddp_model = torch.compile(model) if cfg.compile else model
     if ctx.world > 1:
         ddp_model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None
         )
     anchors_t = torch.tensor(mcfg.anchors, dtype=torch.float32, device=ctx.device)
-    loss_cfg = RegionLossConfig(rescore=cfg.rescore)
+    loss_cfg = RegionLossConfig(rescore=cfg.rescore, multi_anchor_iou=cfg.multi_anchor_iou)
     iters_per_epoch = len(epoch_order(len(train_set), cfg.seed, 0, ctx.rank, ctx.world)) // cfg.batch_size
     if iters_per_epoch == 0:
         raise ValueError(f"{len(train_set)} training images are fewer than one batch of {cfg.batch_size}")
@@ -311,7 +360,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             return
         payload = {
             "model_config": mcfg.to_dict(),
-            "model": model.state_dict(),
+            # "model" is what evaluation and export read: the weight average when there is one;
+            # "train_model" the raw weights that resume continues from.
+            "model": (ema or model).state_dict(),
+            **({"train_model": model.state_dict()} if ema is not None else {}),
             "train_config": asdict(cfg),
             "optimizer": optimizer.state_dict(),
             "epoch": epoch,
@@ -361,6 +413,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                 if cfg.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 optimizer.step()
+                if ema is not None:
+                    ema.update(model)
                 step += 1
                 iter_in_epoch += 1
                 seen += images.shape[0] * ctx.world
@@ -394,17 +448,19 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                                       **{f"train_{k}": v / max(done_here, 1) for k, v in sums.items()}}  # fmt: skip
             names: tuple[str, ...] = ("last.pt",)
             if ctx.main and val_set is not None and len(val_set):
-                metrics = evaluate(model, mcfg, val_set, ctx.device)
+                metrics = evaluate(ema.module if ema is not None else model, mcfg, val_set, ctx.device)
                 record.update({f"val_{k}": v for k, v in metrics.items()})
-                if metrics["ap50"] > best_ap:
-                    best_ap = metrics["ap50"]
+                if metrics[cfg.select_metric] > best_ap:
+                    best_ap = metrics[cfg.select_metric]
                     names = ("last.pt", "best.pt")
-                log.info("epoch %d: val AP50 %.4f (best %.4f)", epoch, metrics["ap50"], best_ap)
-            record["best_ap50"] = best_ap
+                log.info("epoch %d: val %s", epoch, " ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+                log.info("epoch %d: best %s %.4f", epoch, cfg.select_metric, best_ap)
+            record["best_" + cfg.select_metric] = best_ap
+            record["time"] = time.time()
             write_log(record)
             checkpoint(names, {k[4:]: v for k, v in record.items() if k.startswith("val_")})
             ctx.barrier()
     finally:
         if log_file is not None:
             log_file.close()
-    return {"epoch": epoch, "iter_in_epoch": iter_in_epoch, "step": step, "best_ap50": best_ap, "out": str(out)}
+    return {"epoch": epoch, "iter_in_epoch": iter_in_epoch, "step": step, "best": best_ap, "out": str(out)}

@@ -38,6 +38,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-every", type=int, default=10, help="log.jsonl line every N steps (default 10)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: cuda if present")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    recipe = parser.add_argument_group("scale-aware recipe")
+    recipe.add_argument("--sampling", choices=("scale", "letterbox"), default="scale",
+                        help="scale: face-centred crops with log-uniform face heights (default); letterbox: whole images")  # fmt: skip
+    recipe.add_argument("--face-min", type=float, default=16.0, help="smallest drawn face height, px (16)")
+    recipe.add_argument("--face-max", type=float, default=320.0, help="largest drawn face height, px (320)")
+    recipe.add_argument("--deploy-size", type=int, default=416,
+                        help="input size stored in the model config: validation, export, detect (416)")  # fmt: skip
+    recipe.add_argument("--multi-anchor-iou", type=float, default=0.35,
+                        help="extra positive anchors at this shape IoU; negative = best anchor only (0.35)")  # fmt: skip
+    recipe.add_argument("--ema-decay", type=float, default=0.9998, help="weight EMA decay, 0 = off (0.9998)")
+    recipe.add_argument("--select-metric", choices=("ap50", "ap50_ge16", "ap50_ge48"), default="ap50_ge48",
+                        help="WIDER-val metric that picks best.pt (ap50_ge48)")  # fmt: skip
+    recipe.add_argument("--compile", action="store_true", help="torch.compile the model (faster steps after warm-up)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,24 +61,33 @@ def run(args: argparse.Namespace) -> int:
     from facedet.train import NonFiniteLossError, TrainConfig, train
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    cfg = TrainConfig(
+    try:
+        cfg = _config(args, TrainConfig)
+        result = train(cfg)
+    except NonFiniteLossError as exc:
+        print(f"training stopped: {exc}", file=sys.stderr)
+        return 1
+    except (ValueError, OSError) as exc:  # bad arguments, data root, checkpoint: one line, no traceback
+        print(f"facedet train: error: {exc}", file=sys.stderr)
+        return 2
+    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
+        return 0
+    print(
+        f"done: epoch {result['epoch']}, step {result['step']}, best val {cfg.select_metric} {result['best']:.4f}; "
+        f"checkpoints in {result['out']}"
+    )
+    return 0
+
+
+def _config(args: argparse.Namespace, config_class: type) -> object:
+    return config_class(
         model=args.model, data_root=args.data_root, out=args.out, img_size=args.img_size, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps, weight_decay=args.weight_decay,
         seed=args.seed, workers=args.workers, threads=args.threads, device=args.device, anchors=args.anchors,
         min_face=args.min_face, max_images=args.max_images, max_val_images=args.max_val_images,
         max_steps=args.max_steps, cache_dir=args.cache_dir, checkpoint_every=args.checkpoint_every,
         log_every=args.log_every, resume=args.resume, init=args.init, rescore=args.rescore,
-        progress=not args.no_progress,
+        progress=not args.no_progress, sampling=args.sampling, face_min=args.face_min, face_max=args.face_max,
+        deploy_size=args.deploy_size, multi_anchor_iou=args.multi_anchor_iou if args.multi_anchor_iou >= 0 else None,
+        ema_decay=args.ema_decay, select_metric=args.select_metric, compile=args.compile,
     )  # fmt: skip
-    try:
-        result = train(cfg)
-    except NonFiniteLossError as exc:
-        print(f"training stopped: {exc}", file=sys.stderr)
-        return 1
-    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
-        return 0
-    print(
-        f"done: epoch {result['epoch']}, step {result['step']}, best val AP50 {result['best_ap50']:.4f}; "
-        f"checkpoints in {result['out']}"
-    )
-    return 0

@@ -17,8 +17,10 @@ from __future__ import annotations
 import albumentations as A
 import cv2
 
+from facedet.data.scale_sampling import ScaleAwareCrop
+
 PAD_VALUE = 114  # same as facedet.boxes.letterbox / ModelConfig.letterbox_value
-POLICIES = ("train", "eval")
+POLICIES = ("train", "scale", "eval")
 
 
 def _letterbox(size: int) -> list[A.BasicTransform]:
@@ -42,7 +44,14 @@ def _bbox_params(min_visibility: float) -> A.BboxParams:
     )
 
 
-def build_transforms(policy: str, size: int) -> A.Compose:
+def _colour_jitter() -> A.ColorJitter:
+    # darknet's exposure / saturation / hue jitter
+    return A.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.5, hue=0.03, p=0.8)
+
+
+def build_transforms(
+    policy: str, size: int, min_height: float = 16.0, max_height: float = 320.0
+) -> A.Compose | ScaleAwareCrop:
     """The named augmentation pipeline producing ``size`` x ``size`` letterboxed images.
 
     Policies:
@@ -55,6 +64,10 @@ def build_transforms(policy: str, size: int) -> A.Compose:
             letterbox so the output size is fixed. Boxes less than 35% visible after the crop
             are dropped. No mosaic: WIDER images are already crowded and mosaic would shrink
             faces further.
+
+        ``"scale"``: scale-aware face-centred crops (``facedet.data.scale_sampling``): a face's
+            box height is drawn log-uniformly in [``min_height``, ``max_height``] pixels, then
+            flip and colour jitter. The policy that matches the deployment input's face sizes.
 
     Raises:
         ValueError: unknown policy.
@@ -72,9 +85,11 @@ def build_transforms(policy: str, size: int) -> A.Compose:
                 ),
                 A.AtLeastOneBBoxRandomCrop(height=size, width=size),
                 A.HorizontalFlip(p=0.5),
-                A.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.5, hue=0.03, p=0.8),
+                _colour_jitter(),
                 *_letterbox(size),
             ],
             bbox_params=_bbox_params(0.35),
         )
+    if policy == "scale":
+        return ScaleAwareCrop(size, min_height, max_height, photometric=A.Compose([_colour_jitter()]))
     raise ValueError(f"unknown augmentation policy {policy!r}; choose one of {POLICIES}")

@@ -16,7 +16,11 @@ def pool(x: Tensor, kind: str) -> Tensor:
     if kind == "max2":
         return F.max_pool2d(x, 2, 2)
     if kind == "max2s1":
-        return F.max_pool2d(F.pad(x, (0, 1, 0, 1), mode="replicate"), 2, 1)
+        # Replicate padding written as concatenation: the same values, and torch.compile can
+        # differentiate it (it cannot differentiate F.pad(mode="replicate") here).
+        x = torch.cat([x, x[:, :, -1:, :]], dim=2)
+        x = torch.cat([x, x[:, :, :, -1:]], dim=3)
+        return F.max_pool2d(x, 2, 1)
     return x
 
 
