@@ -177,6 +177,8 @@ def read_model_bytes(path: str | Path) -> bytes:
         return path.read_bytes()
     except FileNotFoundError as exc:
         raise ModelFileError(f"{path}: no such model file") from exc
+    except IsADirectoryError as exc:
+        raise ModelFileError(f"{path}: is a directory, not a model file") from exc
     except OSError as exc:
         raise ModelFileError(f"{path}: cannot read model file: {exc}") from exc
 
