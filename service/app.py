@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio.to_thread
+import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -48,7 +49,11 @@ def _load_engine(state: ServiceState) -> None:
 
     path = state.settings.model_path or default_model_path()
     state.model_path = path
-    engine = IntEngine.load(path)
+    engine = IntEngine.load(path)  # validates every manifest field (facedet.engine.validate)
+    try:  # refuse to start with a model that cannot run: one detection on a blank frame
+        engine.detect(np.zeros((64, 64, 3), np.uint8))
+    except Exception as exc:  # noqa: BLE001 (whatever breaks, the service must not report ready)
+        raise ValueError(f"{path}: model cannot run: {type(exc).__name__}: {exc}") from exc
     state.info = dict(engine.info)
     state.engine = engine
     logger.info("loaded model %s (%s) from %s", state.info.get("name"), state.info.get("sha256"), path)

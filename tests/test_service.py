@@ -353,6 +353,19 @@ def test_saturated_service_answers_503_and_health_stays_fast() -> None:
 # ----------------------------------------------------------------------------------- the real engine
 
 
+def test_crafted_model_refuses_to_start(model_path: Path, tmp_path: Path) -> None:
+    from facedet.model_file import encode_model_file, read_model_file
+
+    manifest, arrays = read_model_file(model_path)
+    manifest.pop("arrays")
+    manifest["layers"][1]["pool"] = "avg9"  # a pool the engine does not know
+    crafted = tmp_path / "crafted.fdet"
+    crafted.write_bytes(encode_model_file(manifest, arrays))
+    with pytest.raises(RuntimeError, match=r"cannot load model: .*crafted\.fdet: .*'pool' must be one of"):
+        with TestClient(create_app(Settings(model_path=crafted))):
+            pass
+
+
 def test_real_engine_through_lifespan(real_client: TestClient, model_path: Path) -> None:
     assert real_client.get("/readyz").status_code == 200
     info = real_client.get("/v1/model").json()
