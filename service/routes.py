@@ -70,7 +70,10 @@ def reject_unknown_query(request: Request) -> None:
 MinScore = Annotated[
     float | None,
     Query(
-        ge=0.0, le=1.0, description="Drop faces scoring below this (0..1). Default: the service's default_min_score."
+        ge=0.0,
+        le=1.0,
+        allow_inf_nan=False,  # NaN is not "greater than 1": say it is not a number
+        description="Drop faces scoring below this (0..1). Default: the service's default_min_score.",
     ),
 ]
 MaxFaces = Annotated[

@@ -17,6 +17,7 @@ from typing import Any
 import anyio
 from fastapi import HTTPException, Request
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 MULTIPART_OVERHEAD = 64 * 1024  # boundary lines and part headers allowed on top of the file itself
 
@@ -80,7 +81,7 @@ async def read_form_files(
     limited = limited_request(request, limit, timeout)
     try:
         form = await limited.form(max_files=max_files + 1, max_fields=8, max_part_size=64 * 1024)
-    except HTTPException as exc:  # Starlette's MultiPartException -> 400
+    except StarletteHTTPException as exc:  # Starlette's MultiPartException -> 400 (FastAPI's is a subclass)
         if "Too many files" in str(exc.detail):  # the same answer as a batch one file over the limit
             raise HTTPException(413, f"too many files: at most {max_files} images per batch") from exc
         raise HTTPException(400, f"malformed multipart body: {exc.detail}") from exc
