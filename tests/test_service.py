@@ -478,3 +478,16 @@ def test_pixel_budget_bounds_decoded_pixels_held_at_once() -> None:
     for thread in threads:
         thread.join(5)
     assert len(peak) == 5 and max(peak) <= 100 and budget.used == 0
+
+
+@pytest.mark.parametrize(
+    "params", [[], [cv2.IMWRITE_JPEG_PROGRESSIVE, 1], [cv2.IMWRITE_JPEG_RST_INTERVAL, 4]], ids=["base", "prog", "rst"]
+)
+def test_damaged_jpeg_scan_is_422_and_intact_ones_pass(client: TestClient, params: list[int]) -> None:
+    image = cv2.imdecode(np.frombuffer(FACES.read_bytes(), np.uint8), cv2.IMREAD_COLOR)
+    good = cv2.imencode(".jpg", image, params)[1].tobytes()
+    assert client.post("/v1/detect", content=good).status_code == 200
+    damaged = bytearray(good)
+    middle = len(good) // 2
+    damaged[middle : middle + 8] = b"\xff\x17\x00\x42\xff\xc0\x13\x37"  # an impossible marker inside the scan
+    assert_error(client.post("/v1/detect", content=bytes(damaged)), 422, "damaged JPEG image")
