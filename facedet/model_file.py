@@ -58,6 +58,19 @@ def _encode(name: str, array: NDArray[Any]) -> tuple[str, bytes]:
     return dtype.name, np.ascontiguousarray(array, dtype=dtype).tobytes()
 
 
+def _table_entry(entry: Any) -> tuple[str, list[int]]:
+    """(dtype, shape) of one ``[name, dtype, shape, offset]`` row, checked before any size is computed."""
+    name, dtype, shape, offset = entry
+    if not isinstance(name, str) or (dtype != BITS and dtype not in _RAW_DTYPES):
+        raise ValueError(f"array table row {entry!r}: bad name or dtype")
+    valid_dims = isinstance(shape, list) and len(shape) <= 8
+    if not valid_dims or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape):
+        raise ValueError(f"array {name!r}: shape {shape!r} is not a list of at most 8 non-negative integers")
+    if isinstance(offset, bool) or not isinstance(offset, int):
+        raise ValueError(f"array {name!r}: offset {offset!r} is not an integer")
+    return dtype, shape
+
+
 def _nbytes(dtype: str, shape: list[int]) -> int:
     count = math.prod(shape)
     return math.ceil(count / 8) if dtype == BITS else count * np.dtype(dtype).itemsize
@@ -132,12 +145,17 @@ def decode_model_file(data: bytes, source: str = "<bytes>") -> tuple[dict[str, A
     try:
         manifest = json.loads(data[_HEADER.size : _HEADER.size + manifest_len].decode("utf-8"))
         table = manifest["arrays"]
-        sizes = [_nbytes(dtype, shape) for _, dtype, shape, _ in table]
+        sizes = [_nbytes(*_table_entry(entry)) for entry in table]
     except (ValueError, KeyError, TypeError) as exc:
         reason = "truncated or corrupted" if not checksum_ok else "corrupted"
         raise ModelFileError(f"{source}: {reason} model file (unreadable manifest: {exc})") from exc
     blob_start = _HEADER.size + manifest_len
     expected = blob_start + sum(sizes) + _DIGEST
+    if len(data) != expected and checksum_ok:  # intact bytes: the manifest itself is wrong
+        raise ModelFileError(
+            f"{source}: inconsistent model file: its array table describes {sum(sizes)} bytes of arrays, "
+            f"the file holds {len(data) - blob_start - _DIGEST}"
+        )
     if len(data) < expected:
         raise ModelFileError(f"{source}: truncated model file ({len(data)} of {expected} bytes)")
     if len(data) > expected:
@@ -177,6 +195,8 @@ def read_model_bytes(path: str | Path) -> bytes:
         return path.read_bytes()
     except FileNotFoundError as exc:
         raise ModelFileError(f"{path}: no such model file") from exc
+    except IsADirectoryError as exc:
+        raise ModelFileError(f"{path}: is a directory, not a model file") from exc
     except OSError as exc:
         raise ModelFileError(f"{path}: cannot read model file: {exc}") from exc
 

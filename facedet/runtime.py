@@ -45,6 +45,8 @@ def load_detector(path_or_name: str | Path, img_size: int | None = None, post: P
 
         return load_peer(text[len(PEER_PREFIX) :])
     path = Path(text)
+    if path.is_dir():
+        raise ValueError(f"{path}: is a directory; name a model file (.fdet or .pt) inside it")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such model file")
     if path.suffix == SUFFIX or is_model_file(path):

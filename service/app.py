@@ -13,19 +13,22 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio.to_thread
+import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from facedet import __version__
 from service.images import ImageError
 from service.metrics import Metrics, MetricsMiddleware
 from service.routes import STATIC_DIR, router
+from service.security import SecurityHeadersMiddleware
 from service.settings import Settings
-from service.state import Busy, Engine, Gate, ServiceState
-from service.uploads import UploadTooLarge
+from service.state import Busy, Engine, Gate, PixelBudget, ServiceState
+from service.uploads import BodyTimeout, UploadTooLarge
 
 logger = logging.getLogger("facedet.service")
 
@@ -48,7 +51,11 @@ def _load_engine(state: ServiceState) -> None:
 
     path = state.settings.model_path or default_model_path()
     state.model_path = path
-    engine = IntEngine.load(path)
+    engine = IntEngine.load(path)  # validates every manifest field (facedet.engine.validate)
+    try:  # refuse to start with a model that cannot run: one detection on a blank frame
+        engine.detect(np.zeros((64, 64, 3), np.uint8))
+    except Exception as exc:  # noqa: BLE001 (whatever breaks, the service must not report ready)
+        raise ValueError(f"{path}: model cannot run: {type(exc).__name__}: {exc}") from exc
     state.info = dict(engine.info)
     state.engine = engine
     logger.info("loaded model %s (%s) from %s", state.info.get("name"), state.info.get("sha256"), path)
@@ -85,6 +92,21 @@ def _install_error_handlers(app: FastAPI, state: ServiceState) -> None:
         assert isinstance(exc, StarletteHTTPException)
         return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
 
+    async def too_slow(_: Request, exc: Exception) -> JSONResponse:
+        state.metrics.count_body_timeout()
+        logger.warning("%s", exc)
+        return JSONResponse({"detail": str(exc)}, status_code=408, headers={"Connection": "close"})
+
+    async def gone(request: Request, _: Exception) -> Response:
+        # The client closed the connection mid-upload: its doing, so one line and no traceback;
+        # 499 (nginx's "client closed request") keeps it out of the 5xx counts.
+        state.metrics.count_disconnect()
+        client = f"{request.client.host}:{request.client.port}" if request.client else "client"
+        logger.warning(
+            "%s disconnected before the request body was read (%s %s)", client, request.method, request.url.path
+        )
+        return Response(status_code=499)
+
     async def crash(_: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error", exc_info=exc)
         return JSONResponse({"detail": f"internal server error ({type(exc).__name__})"}, status_code=500)
@@ -92,6 +114,8 @@ def _install_error_handlers(app: FastAPI, state: ServiceState) -> None:
     app.add_exception_handler(ImageError, image_error)
     app.add_exception_handler(UploadTooLarge, too_large)
     app.add_exception_handler(Busy, busy)
+    app.add_exception_handler(BodyTimeout, too_slow)
+    app.add_exception_handler(ClientDisconnect, gone)
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, crash)
@@ -112,7 +136,11 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     logging.getLogger("facedet").setLevel(settings.log_level.upper())
     metrics = Metrics()
     state = ServiceState(
-        settings=settings, metrics=metrics, gate=Gate(settings.max_concurrency, settings.max_queue), engine=engine
+        settings=settings,
+        metrics=metrics,
+        gate=Gate(settings.max_concurrency, settings.max_queue),
+        pixels=PixelBudget(max(settings.pixel_budget, settings.max_pixels)),  # one largest image always fits
+        engine=engine,
     )
     if engine is not None:
         state.info = dict(engine.info)
@@ -136,6 +164,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         description=DESCRIPTION,
         lifespan=lifespan,
         responses={500: {"description": "Unexpected server error (JSON `detail`)."}},
+        **({} if settings.docs_enabled else {"docs_url": None, "redoc_url": None, "openapi_url": None}),
     )
     app.state.service = state
     _install_error_handlers(app, state)
@@ -143,6 +172,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         from fastapi.middleware.cors import CORSMiddleware
 
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"])
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -11,7 +11,9 @@ Order of checks, cheapest first, so that a hostile upload is refused before any 
    huge array) is a 413 before ``cv2.imdecode`` allocates anything. Truncation that the header
    can prove (a JPEG with no end-of-image marker after its scan, a PNG with no IEND chunk, a
    RIFF/BMP file shorter than its declared size) is a 422.
-3. ``cv2.imdecode``: anything it still cannot decode is a 422 (corrupt image).
+3. JPEG only: ``service.jpeg_scan`` checks the structure of the entropy-coded scans, which
+   libjpeg would only warn about (damaged data -> 422 instead of wrong detections).
+4. ``cv2.imdecode``: anything it still cannot decode is a 422 (corrupt image).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 from numpy.typing import NDArray
+
+from service.jpeg_scan import jpeg_scan_problem
 
 SUPPORTED_FORMATS = ("jpeg", "png", "webp", "bmp")
 
@@ -63,6 +67,7 @@ class ImageHeader:
     format: str
     width: int
     height: int
+    scan_start: int = 0  # JPEG: offset of the first entropy-coded byte (0 for other formats)
 
     @property
     def pixels(self) -> int:
@@ -143,7 +148,7 @@ def _jpeg_header(data: bytes) -> ImageHeader:
             # presence after the first scan means the data runs to the end of the image.
             if data.find(b"\xff\xd9", pos) < 0:
                 raise _truncated("jpeg", "no end-of-image marker (the file was cut short)")
-            return ImageHeader("jpeg", int(width), int(height))
+            return ImageHeader("jpeg", int(width), int(height), scan_start=pos + length)
         pos += length
 
 
@@ -230,6 +235,9 @@ def decode_image(data: bytes, max_pixels: int) -> tuple[NDArray[np.uint8], Image
             f"image too large: {header.width}x{header.height} = {header.pixels} pixels exceeds the limit of "
             f"{max_pixels} pixels (checked from the {header.format.upper()} header before decoding)",
         )
+    if header.format == "jpeg" and (problem := jpeg_scan_problem(data, header.scan_start)):
+        # libjpeg would only warn and hand back grey or garbled blocks: refuse instead of guessing.
+        raise ImageError(422, f"damaged JPEG image: {problem}")
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None or image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
         raise ImageError(422, f"corrupt {header.format.upper()} image: the decoder could not read the pixel data")

@@ -61,6 +61,8 @@ class Metrics:
         self.faces_total = 0
         self.images_total = 0
         self.rejected_busy = 0
+        self.client_disconnects = 0  # the client went away mid-request: its fault, not a 5xx
+        self.body_timeouts = 0  # the body did not arrive within body_timeout_s (408)
         self.in_flight = 0
         self.started = time.time()
 
@@ -79,6 +81,14 @@ class Metrics:
     def count_busy(self) -> None:
         with self._lock:
             self.rejected_busy += 1
+
+    def count_disconnect(self) -> None:
+        with self._lock:
+            self.client_disconnects += 1
+
+    def count_body_timeout(self) -> None:
+        with self._lock:
+            self.body_timeouts += 1
 
     def render(self, gauges: dict[str, tuple[str, float]] | None = None) -> str:
         """The exposition text; ``gauges`` maps extra gauge names to (help, value)."""
@@ -111,6 +121,12 @@ class Metrics:
                 "# HELP facedet_rejected_busy_total Requests refused with 503 because the service was saturated.",
                 "# TYPE facedet_rejected_busy_total counter",
                 f"facedet_rejected_busy_total {self.rejected_busy}",
+                "# HELP facedet_client_disconnects_total Requests whose client disconnected before the body was read.",
+                "# TYPE facedet_client_disconnects_total counter",
+                f"facedet_client_disconnects_total {self.client_disconnects}",
+                "# HELP facedet_body_timeouts_total Requests refused with 408: the body arrived too slowly.",
+                "# TYPE facedet_body_timeouts_total counter",
+                f"facedet_body_timeouts_total {self.body_timeouts}",
                 "# HELP facedet_process_start_time_seconds Start time of the process since the Unix epoch.",
                 "# TYPE facedet_process_start_time_seconds gauge",
                 f"facedet_process_start_time_seconds {self.started:.3f}",

@@ -21,7 +21,7 @@ from fastapi.responses import FileResponse, PlainTextResponse
 
 from facedet.anchors import PostProcess
 from facedet.detections import Detections
-from service.images import ImageError, decode_image
+from service.images import ImageError, decode_image, read_header
 from service.openapi_docs import error_responses, image_body_doc
 from service.schemas import (
     BatchItem,
@@ -70,7 +70,10 @@ def reject_unknown_query(request: Request) -> None:
 MinScore = Annotated[
     float | None,
     Query(
-        ge=0.0, le=1.0, description="Drop faces scoring below this (0..1). Default: the service's default_min_score."
+        ge=0.0,
+        le=1.0,
+        allow_inf_nan=False,  # NaN is not "greater than 1": say it is not a number
+        description="Drop faces scoring below this (0..1). Default: the service's default_min_score.",
     ),
 ]
 MaxFaces = Annotated[
@@ -88,9 +91,18 @@ MaxSide = Annotated[
 
 
 def _detect_sync(
+    state: ServiceState, engine: Engine, data: bytes, post: PostProcess, max_side: int | None
+) -> tuple[DetectResponse, float]:
+    """Decode within the pixel budget, then detect. Runs in a worker thread."""
+    header = read_header(data)  # cheap: only the header bytes; errors before any budget is taken
+    with state.pixels.hold(header.pixels):
+        return _decode_and_detect(engine, state.info, data, state.settings.max_pixels, post, max_side)
+
+
+def _decode_and_detect(
     engine: Engine, info: dict[str, Any], data: bytes, max_pixels: int, post: PostProcess, max_side: int | None
 ) -> tuple[DetectResponse, float]:
-    """Decode, optionally shrink, detect, and map the boxes back. Runs in a worker thread."""
+    """Decode, optionally shrink, detect, and map the boxes back."""
     start = time.perf_counter()
     image, header = decode_image(data, max_pixels)
     height, width = image.shape[:2]
@@ -127,10 +139,15 @@ def _detect_sync(
     return response, inference
 
 
-@asynccontextmanager
-async def _admitted(state: ServiceState) -> AsyncIterator[Engine]:
+def _require_engine(state: ServiceState) -> Engine:
     if state.engine is None:
         raise HTTPException(503, "model not loaded yet; check /readyz", headers={"Retry-After": "1"})
+    return state.engine
+
+
+@asynccontextmanager
+async def _admitted(state: ServiceState) -> AsyncIterator[Engine]:
+    _require_engine(state)
     state.gate.enter()  # raises Busy -> 503
     try:
         yield state.engine
@@ -151,7 +168,7 @@ async def _run(
     state: ServiceState, engine: Engine, data: bytes, post: PostProcess, max_side: int | None
 ) -> DetectResponse:
     call: Callable[[], tuple[DetectResponse, float]] = lambda: _detect_sync(  # noqa: E731
-        engine, state.info, data, state.settings.max_pixels, post, max_side
+        state, engine, data, post, max_side
     )
     response, inference = await anyio.to_thread.run_sync(call, limiter=state.gate.limiter)
     state.metrics.observe_detection(inference, response.count)
@@ -177,20 +194,19 @@ async def detect(
     max_side: MaxSide = None,
 ) -> DetectResponse:
     """Detect faces in one uploaded image."""
+    _require_engine(state)
+    # The body is read first, bounded in size and time, so a slow client never holds a detection slot.
+    limit, timeout = state.settings.max_upload_bytes, state.settings.body_timeout_s
+    if media_type(request) == "multipart/form-data":
+        files = await read_form_files(request, "file", limit + MULTIPART_OVERHEAD, max_files=1, timeout=timeout)
+        if len(files) != 1:
+            raise HTTPException(422, f"send exactly one 'file' (got {len(files)}); use /v1/detect/batch for several")
+        data = await files[0].read()
+        if len(data) > limit:
+            raise UploadTooLarge(f"upload too large: {len(data)} bytes exceeds the limit of {limit} bytes")
+    else:  # raw body, whatever the declared type (curl --data-binary says form-urlencoded): bytes decide
+        data = await read_stream(limited_request(request, limit, timeout))
     async with _admitted(state) as engine:
-        limit = state.settings.max_upload_bytes
-        media = media_type(request)
-        if media == "multipart/form-data":
-            files = await read_form_files(request, "file", limit + MULTIPART_OVERHEAD, max_files=1)
-            if len(files) != 1:
-                raise HTTPException(
-                    422, f"send exactly one 'file' (got {len(files)}); use /v1/detect/batch for several"
-                )
-            data = await files[0].read()
-            if len(data) > limit:
-                raise UploadTooLarge(f"upload too large: {len(data)} bytes exceeds the limit of {limit} bytes")
-        else:  # raw body, whatever the declared type (curl --data-binary says form-urlencoded): bytes decide
-            data = await read_stream(limited_request(request, limit))
         return await _run(state, engine, data, _post(state, min_score, max_faces), max_side)
 
 
@@ -216,10 +232,13 @@ async def detect_batch(
     settings = state.settings
     if media_type(request) != "multipart/form-data":
         raise HTTPException(415, "send the images as a multipart/form-data body with one 'files' part per image")
+    _require_engine(state)
+    files = await read_form_files(
+        request, "files", settings.max_batch_bytes, settings.max_batch_files, timeout=settings.body_timeout_s
+    )
+    if len(files) > settings.max_batch_files:
+        raise HTTPException(413, f"too many files: at most {settings.max_batch_files} images per batch")
     async with _admitted(state) as engine:
-        files = await read_form_files(request, "files", settings.max_batch_bytes, settings.max_batch_files)
-        if len(files) > settings.max_batch_files:
-            raise HTTPException(413, f"too many files: at most {settings.max_batch_files} images per batch")
         post = _post(state, min_score, max_faces)
         items: list[BatchItem] = []
         for upload in files:
@@ -248,9 +267,17 @@ async def healthz(state: StateDep) -> HealthResponse:
     "/readyz", response_model=HealthResponse, summary="Readiness", tags=["health"], responses=error_responses(503)
 )
 async def readyz(state: StateDep) -> HealthResponse:
-    """200 once the model is loaded, 503 before."""
+    """200 when a detection sent now would be admitted: the model is loaded and the admission
+    gate has room; 503 (with the reason) otherwise, so a load balancer stops sending work."""
     if state.engine is None:
         raise HTTPException(503, state.load_error or "model not loaded yet")
+    gate = state.gate
+    if gate.admitted >= gate.capacity:
+        raise HTTPException(
+            503,
+            f"saturated: {gate.admitted} detection requests in progress (limit {gate.capacity})",
+            {"Retry-After": "1"},
+        )
     return HealthResponse(status="ok", model_loaded=True)
 
 

@@ -56,3 +56,32 @@ class Settings(BaseSettings):
         default_factory=list, description="Origins allowed by CORS (empty: same-origin only, the safe default)."
     )
     log_level: str = Field(default="info", description="Logging level of the service loggers.")
+    body_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds a request body may take to arrive in all (then 408). Bodies are read before a "
+        "detection slot is taken, so slow clients never block detection.",
+    )
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a connection may take to send complete request headers before it is closed "
+        "(facedet serve; also counts after a keep-alive response).",
+    )
+    keep_alive_s: int = Field(default=5, ge=1, description="Seconds an idle keep-alive connection stays open.")
+    max_connections: int = Field(
+        default=128,
+        ge=1,
+        description="Most open connections and tasks per worker process (uvicorn limit_concurrency); beyond "
+        "it uvicorn answers 503 at once.",
+    )
+    pixel_budget: int = Field(
+        default=50_000_000,
+        ge=1,
+        description="Most decoded pixels held at once by the detections of one process (each image counts "
+        "width*height from its header); bounds peak memory to about 3-4 bytes per pixel of this budget. "
+        "Must be at least max_pixels.",
+    )
+    docs_enabled: bool = Field(
+        default=True, description="Serve /docs, /redoc and /openapi.json (turn off in production if unwanted)."
+    )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -53,6 +56,35 @@ class Gate:
         self.admitted -= 1
 
 
+class PixelBudget:
+    """Bounds the decoded pixels held at once by all detections of the process.
+
+    Each detection holds its image's ``width * height`` (read from the header, before decoding)
+    from decode to the end of detection; a thread whose image does not fit waits until others
+    finish. With ``total`` pixels, decoded images and their resized copies stay within about
+    ``3 * total`` bytes plus the engine's fixed-size buffers, however large the admitted uploads.
+    Used from worker threads, hence the condition variable.
+    """
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.used = 0
+        self._free = threading.Condition()
+
+    @contextmanager
+    def hold(self, pixels: int) -> Iterator[None]:
+        pixels = min(pixels, self.total)  # an image of max_pixels always fits an empty budget
+        with self._free:
+            self._free.wait_for(lambda: self.used + pixels <= self.total)
+            self.used += pixels
+        try:
+            yield
+        finally:
+            with self._free:
+                self.used -= pixels
+                self._free.notify_all()
+
+
 @dataclass
 class ServiceState:
     """Everything a request handler needs; stored as ``app.state.service``."""
@@ -60,6 +92,7 @@ class ServiceState:
     settings: Settings
     metrics: Metrics
     gate: Gate
+    pixels: PixelBudget
     engine: Engine | None = None
     model_path: Path | None = None
     load_error: str | None = None

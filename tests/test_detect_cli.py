@@ -53,6 +53,31 @@ def test_detect_missing_model(tmp_path: Path, image_file: Path, capsys: pytest.C
     assert "none.fdet" in capsys.readouterr().err
 
 
+def test_detect_directory_as_model_says_directory(
+    tmp_path: Path, image_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["detect", str(image_file), "--model", str(tmp_path)]) != 0
+    err = capsys.readouterr().err
+    assert "is a directory" in err and "no such" not in err and "Traceback" not in err
+
+
+def test_detect_refuses_a_code_carrying_checkpoint(
+    tmp_path: Path, image_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    torch = pytest.importorskip("torch")
+    import os
+
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return os.mkdir, (str(marker),)
+
+    torch.save({"format": "facedet-checkpoint", "format_version": 1, "x": Evil()}, tmp_path / "evil.pt")
+    assert main(["detect", str(image_file), "--model", str(tmp_path / "evil.pt")]) != 0
+    assert "refused" in capsys.readouterr().err and not marker.exists()
+
+
 def test_checkpoint_and_export_give_the_same_detections(
     tmp_path: Path, image_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -338,6 +338,7 @@ def test_saturated_service_answers_503_and_health_stays_fast() -> None:
             assert engine.started.wait(5)
             busy = client.post("/v1/detect", content=encode(".png"))
             assert_error(busy, 503, "server busy")
+            assert_error(client.get("/readyz"), 503, "saturated")  # readiness tells the truth
             assert busy.headers["retry-after"] == "1"
             t0 = time.perf_counter()
             assert client.get("/healthz").status_code == 200
@@ -351,6 +352,19 @@ def test_saturated_service_answers_503_and_health_stays_fast() -> None:
 
 
 # ----------------------------------------------------------------------------------- the real engine
+
+
+def test_crafted_model_refuses_to_start(model_path: Path, tmp_path: Path) -> None:
+    from facedet.model_file import encode_model_file, read_model_file
+
+    manifest, arrays = read_model_file(model_path)
+    manifest.pop("arrays")
+    manifest["layers"][1]["pool"] = "avg9"  # a pool the engine does not know
+    crafted = tmp_path / "crafted.fdet"
+    crafted.write_bytes(encode_model_file(manifest, arrays))
+    with pytest.raises(RuntimeError, match=r"cannot load model: .*crafted\.fdet: .*'pool' must be one of"):
+        with TestClient(create_app(Settings(model_path=crafted))):
+            pass
 
 
 def test_real_engine_through_lifespan(real_client: TestClient, model_path: Path) -> None:
@@ -437,3 +451,43 @@ def chunked_upload_refused_early(port: int) -> bool:
             head = sock.recv(65536)
         assert head.startswith(b"HTTP/1.1 413"), head[:200]
         return sent < 1_000_000
+
+
+def test_nan_min_score_and_oversized_batches_have_accurate_messages(client: TestClient) -> None:
+    assert_error(client.post("/v1/detect?min_score=nan", content=encode(".png")), 422, "finite number")
+    one = ("files", ("a.png", b"x", "image/png"))
+    for count in (4, 1000):  # SMALL allows 3: one over and far over get the same answer
+        assert_error(client.post("/v1/detect/batch", files=[one] * count), 413, "at most 3 images")
+
+
+def test_pixel_budget_bounds_decoded_pixels_held_at_once() -> None:
+    from service.state import PixelBudget
+
+    budget = PixelBudget(100)
+    peak: list[int] = []
+
+    def work(pixels: int) -> None:
+        with budget.hold(pixels):
+            peak.append(budget.used)
+            time.sleep(0.02)
+
+    threads = [threading.Thread(target=work, args=(60,)) for _ in range(4)]
+    threads.append(threading.Thread(target=work, args=(10**6,)))  # larger than the budget: clamped, still runs
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(5)
+    assert len(peak) == 5 and max(peak) <= 100 and budget.used == 0
+
+
+@pytest.mark.parametrize(
+    "params", [[], [cv2.IMWRITE_JPEG_PROGRESSIVE, 1], [cv2.IMWRITE_JPEG_RST_INTERVAL, 4]], ids=["base", "prog", "rst"]
+)
+def test_damaged_jpeg_scan_is_422_and_intact_ones_pass(client: TestClient, params: list[int]) -> None:
+    image = cv2.imdecode(np.frombuffer(FACES.read_bytes(), np.uint8), cv2.IMREAD_COLOR)
+    good = cv2.imencode(".jpg", image, params)[1].tobytes()
+    assert client.post("/v1/detect", content=good).status_code == 200
+    damaged = bytearray(good)
+    middle = len(good) // 2
+    damaged[middle : middle + 8] = b"\xff\x17\x00\x42\xff\xc0\x13\x37"  # an impossible marker inside the scan
+    assert_error(client.post("/v1/detect", content=bytes(damaged)), 422, "damaged JPEG image")

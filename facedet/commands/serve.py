@@ -26,6 +26,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-concurrency", type=int, help="detections running at once per worker (default: CPUs, <= 4)"
     )
     parser.add_argument("--min-score", type=float, help="default min_score when a request omits it (default: 0.5)")
+    parser.add_argument(
+        "--max-connections", type=int, help="most open connections per worker; beyond it 503 (default: 128)"
+    )
+    parser.add_argument(
+        "--header-timeout", type=float, metavar="S", help="close connections without complete headers after S s (10)"
+    )
+    parser.add_argument("--body-timeout", type=float, metavar="S", help="408 when a body takes over S s (default: 30)")
+    parser.add_argument("--no-docs", action="store_true", help="do not serve /docs, /redoc and /openapi.json")
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
 
 
@@ -42,6 +50,14 @@ def settings_env(args: argparse.Namespace) -> dict[str, str]:
         env["FACEDET_MAX_CONCURRENCY"] = str(args.max_concurrency)
     if args.min_score is not None:
         env["FACEDET_DEFAULT_MIN_SCORE"] = str(args.min_score)
+    optional = {
+        "FACEDET_MAX_CONNECTIONS": args.max_connections,
+        "FACEDET_HEADER_TIMEOUT_S": args.header_timeout,
+        "FACEDET_BODY_TIMEOUT_S": args.body_timeout,
+    }
+    env |= {name: str(value) for name, value in optional.items() if value is not None}
+    if args.no_docs:
+        env["FACEDET_DOCS_ENABLED"] = "false"
     return env
 
 
@@ -50,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from facedet.paths import default_model_path
+    from service.server import uvicorn_options
+    from service.settings import Settings
 
     if args.workers < 1:
         print("error: --workers must be >= 1", file=sys.stderr)
@@ -65,6 +83,11 @@ def run(args: argparse.Namespace) -> int:
     args.model = model
     os.environ.update(settings_env(args))  # workers (separate processes) read settings from here
     print(f"facedet: serving {model} on http://{args.host}:{args.port} ({args.workers} worker(s))", file=sys.stderr)
+    try:
+        settings = Settings()
+    except ValueError as exc:  # pydantic's ValidationError: a FACEDET_* value out of range
+        print(f"error: invalid setting: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
     uvicorn.run(
         "service.app:create_app",
         factory=True,
@@ -72,6 +95,6 @@ def run(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         log_level=args.log_level,
-        proxy_headers=False,
+        **uvicorn_options(settings),
     )
     return 0

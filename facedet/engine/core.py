@@ -30,6 +30,7 @@ from facedet.config import ModelConfig
 from facedet.detections import Detections
 from facedet.engine.ops import F32, Conv, pool, requantize, threshold_codes
 from facedet.engine.schema import Head, Layer, RequantConv, ThresholdConv, from_manifest
+from facedet.engine.validate import validate_model
 from facedet.model_file import ModelFileError, array_nbytes, decode_model_file, read_model_bytes
 
 
@@ -114,16 +115,14 @@ class IntEngine:
         file_bytes: int | None = None,
         sha256: str | None = None,
     ) -> None:
-        if manifest.get("format") != "facedet-int":
-            raise ModelFileError(f"{source}: not a facedet integer model (format {manifest.get('format')!r})")
+        # Every field and array shape is checked before anything is tiled or allocated.
+        validate_model(manifest, arrays, source, img_size)
         try:
             config = ModelConfig.from_dict(manifest["model_config"])
             self.layers, self.head = from_manifest(manifest, arrays)
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelFileError(f"{source}: malformed model manifest: {exc}") from exc
         size = img_size or manifest.get("input", {}).get("size", config.img_size)
-        if size % config.stride:
-            raise ValueError(f"img_size {size} is not a multiple of the stride {config.stride}")
         self.config = config.with_(img_size=size)
         self.manifest = manifest
         self.post = post or PostProcess()
@@ -131,11 +130,14 @@ class IntEngine:
         self.stored_bytes = sum(array_nbytes(manifest).values())
         self.macs = self._count_macs()
         self.kind = "int8" if any(isinstance(layer, RequantConv) for layer in self.layers) else "threshold"
-        self._compiled = [
-            _CompiledThreshold(layer) if isinstance(layer, ThresholdConv) else _CompiledRequant(layer)
-            for layer in self.layers
-        ]
-        self._head = _CompiledHead(self.head)
+        try:  # Conv refuses kernels whose products are not exact in float32
+            self._compiled = [
+                _CompiledThreshold(layer) if isinstance(layer, ThresholdConv) else _CompiledRequant(layer)
+                for layer in self.layers
+            ]
+            self._head = _CompiledHead(self.head)
+        except ValueError as exc:
+            raise ModelFileError(f"{source}: model cannot run: {exc}") from exc
         self.info: dict[str, Any] = {
             "name": self.name,
             "kind": self.kind,
