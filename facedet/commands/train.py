@@ -40,13 +40,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     recipe = parser.add_argument_group("scale-aware recipe")
     recipe.add_argument("--sampling", choices=("scale", "letterbox"), default="scale",
-                        help="scale: face-centred crops with log-uniform face heights (default); letterbox: whole images")  # fmt: skip
+                        help="scale: face-centred crops (default); letterbox: whole images")  # fmt: skip
     recipe.add_argument("--face-min", type=float, default=16.0, help="smallest drawn face height, px (16)")
     recipe.add_argument("--face-max", type=float, default=320.0, help="largest drawn face height, px (320)")
     recipe.add_argument("--deploy-size", type=int, default=416,
                         help="input size stored in the model config: validation, export, detect (416)")  # fmt: skip
     recipe.add_argument("--multi-anchor-iou", type=float, default=0.35,
-                        help="extra positive anchors at this shape IoU; negative = best anchor only (0.35)")  # fmt: skip
+                        help="extra positive anchors at this shape IoU; <0 = best anchor only (0.35)")  # fmt: skip
     recipe.add_argument("--ema-decay", type=float, default=0.9998, help="weight EMA decay, 0 = off (0.9998)")
     recipe.add_argument("--select-metric", choices=("ap50", "ap50_ge16", "ap50_ge48"), default="ap50_ge48",
                         help="WIDER-val metric that picks best.pt (ap50_ge48)")  # fmt: skip
