@@ -11,6 +11,8 @@ import argparse
 import os
 import sys
 
+from facedet.commands.engine_args import add_engine_arguments, apply_engine_arguments
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``facedet serve``."""
@@ -27,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--min-score", type=float, help="default min_score when a request omits it (default: 0.5)")
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    add_engine_arguments(parser)
 
 
 def settings_env(args: argparse.Namespace) -> dict[str, str]:
@@ -53,6 +56,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         print("error: --workers must be >= 1", file=sys.stderr)
+        return 2
+    problem = apply_engine_arguments(args)  # FACEDET_ENGINE and thread limits reach every worker
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     try:
         model = os.path.abspath(args.model) if args.model else str(default_model_path())

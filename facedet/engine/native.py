@@ -113,6 +113,7 @@ class NativeLayer:
     requant: NDArray[np.int64] | None = None
     affine: NDArray[np.float32] | None = None
     group_out: int = 1
+    input_tile: int = 1  # the kernel reads the input map repeated this many times (duplicated input maps)
 
     def __post_init__(self) -> None:
         self.k = self.kernel.shape[2]
@@ -126,9 +127,13 @@ class NativeLayer:
 
     def __call__(self, x: NDArray[np.uint8], isa: str, group_out: int | None = None) -> NDArray[Any]:
         height, width, channels = x.shape
-        if channels != self.in_channels:
-            raise ValueError(f"native layer expects {self.in_channels} input channels, got {channels}")
+        if channels * self.input_tile != self.in_channels:
+            expected = self.in_channels // self.input_tile
+            raise ValueError(f"native layer expects {expected} input channels, got {channels}")
         group = self.group_out if group_out is None else group_out
+        if self.input_tile > 1:
+            x = np.tile(x, (1, 1, self.input_tile))
+            channels *= self.input_tile
         out_h, out_w = (height // 2, width // 2) if self.pool == "max2" else (height, width)
         if self.kind == HEAD:
             out = np.empty((out_h, out_w, self.out_channels), np.float32)
@@ -150,18 +155,31 @@ def _input_group(layer: Layer, input_levels: int) -> int:
     return 1
 
 
+def _unsummed_kernel(weight: NDArray[np.int64], dup_input: int) -> tuple[NDArray[np.int64], int]:
+    """(kernel, input tile): the kernel summed over duplicated input maps where that stays int8,
+    else the kernel on the repeated input map (values stay the stored ones)."""
+    out_channels, full_in, k, _ = weight.shape
+    summed = weight.reshape(out_channels, dup_input, full_in // dup_input, k, k).sum(1)
+    return (summed, 1) if np.abs(summed).max(initial=0) <= 127 else (weight, dup_input)
+
+
 def _threshold_layer(layer: ThresholdConv, group: int) -> NativeLayer:
     sign = np.where(layer.down, -1, 1).astype(np.int64)  # (Cout,)
-    base = layer.weight.astype(np.int64) if group > 1 else layer.effective_weight()
+    base, tile = layer.weight.astype(np.int64), 1  # group > 1: the stored kernel on the summed groups
+    if group == 1:
+        if layer.dup_weight > 1:
+            base = np.tile(base, (1, layer.dup_weight, 1, 1) if layer.dup_axis == "in" else (layer.dup_weight, 1, 1, 1))
+        base, tile = _unsummed_kernel(base, layer.dup_input)
     thresholds = np.clip(layer.thresholds.astype(np.int64) * sign[:, None], -(2**31), 2**31 - 1)
     return NativeLayer(
         kind=THRESHOLD,
         pool=layer.pool,
-        in_channels=layer.in_channels // group,
+        in_channels=layer.in_channels // group * tile,
         out_channels=layer.out_channels,
         input_max=layer.input_max * group,
         zero_point=0,
         kernel=base * sign[:, None, None, None],
+        input_tile=tile,
         levels=thresholds.shape[1],
         thresholds=np.ascontiguousarray(thresholds.T, np.int32),  # (levels, Cout)
     )
@@ -184,18 +202,19 @@ def _requant_layer(layer: RequantConv, zero_point: int) -> NativeLayer:
 
 
 def _head_layer(head: Head, zero_point: int) -> NativeLayer:
-    kernel = head.effective_weight()
+    kernel, tile = _unsummed_kernel(head.weight.astype(np.int64), head.dup_input)
     offset = -zero_point * kernel.reshape(kernel.shape[0], -1).sum(1)
     return NativeLayer(
         kind=HEAD,
         pool="none",
-        in_channels=head.in_channels,
+        in_channels=head.in_channels * tile,
         out_channels=head.out_channels,
         input_max=255 if zero_point else head.input_max,
         zero_point=zero_point,
         kernel=kernel,
         requant=offset.astype(np.int64),
         affine=np.ascontiguousarray(np.stack([head.scale, head.bias]), np.float32),
+        input_tile=tile,
     )
 
 
