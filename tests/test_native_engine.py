@@ -205,3 +205,24 @@ def test_detect_cli_engines_agree(tmp_path: Path, capsys: pytest.CaptureFixture[
         outputs.append(capsys.readouterr().out)
     assert outputs[0] == outputs[1] and outputs[0].strip()
     assert main(["detect", str(image), "--threads", "0"]) == 2
+
+
+def test_engine_falls_back_where_native_is_not_exact(monkeypatch: pytest.MonkeyPatch) -> None:
+    from facedet.engine.schema import to_manifest
+    from facedet.model_file import decode_model_file, encode_model_file
+    from facedet.testing import random_layers, tiny_config
+
+    config = tiny_config()
+    layers, head = random_layers(config)
+    layer = layers[1]
+    assert isinstance(layer, ThresholdConv)
+    layer.weight_kind, layer.weight = "int8", layer.weight * 100
+    layer.weight[0, 0, 0, 0] = -128  # int8, but beyond the kernels' symmetric [-127, 127]
+    manifest, arrays = decode_model_file(encode_model_file(*to_manifest(config, layers, head)))
+    monkeypatch.setattr(native, "_warned", set())
+    engine = IntEngine(manifest, arrays, engine="native")
+    assert engine.engine == "numpy" and engine.raw(_image(64, 64, 2)).shape == (15, 8, 8)
+    if ISAS:
+        assert native._warned and "cannot run this model" in next(iter(native._warned))
+        with pytest.raises(native.NativeUnsupported, match="beyond int8"):
+            native.NativeNet(layers, head)

@@ -118,6 +118,15 @@ class NativeLayer:
     def __post_init__(self) -> None:
         self.k = self.kernel.shape[2]
         self.weights, self.groups, self.out_pad = _pack_kernel(self.kernel)
+        bound = int(np.abs(self.kernel).reshape(self.out_channels, -1).sum(1).max(initial=0)) * 255
+        if bound >= 2**31 - 1:
+            raise NativeUnsupported(f"accumulator bound {bound} is beyond int32")
+        if (
+            self.requant is not None
+            and self.kind == REQUANT
+            and not np.all((self.requant[3] >= 1) & (self.requant[3] <= 62))
+        ):
+            raise NativeUnsupported("a requantization shift outside 1..62")
         # vpmaddubsw adds two u8 x s8 products in int16: exact when they cannot saturate
         self.pairs_fit_int16 = 2 * self.input_max * int(np.abs(self.kernel).max(initial=0)) <= 32767
         empty64, empty32 = np.zeros(1, np.int64), np.zeros(1, np.int32)
