@@ -121,11 +121,8 @@ class NativeLayer:
         bound = int(np.abs(self.kernel).reshape(self.out_channels, -1).sum(1).max(initial=0)) * 255
         if bound >= 2**31 - 1:
             raise NativeUnsupported(f"accumulator bound {bound} is beyond int32")
-        if (
-            self.requant is not None
-            and self.kind == REQUANT
-            and not np.all((self.requant[3] >= 1) & (self.requant[3] <= 62))
-        ):
+        shifts = self.requant[3] if self.kind == REQUANT and self.requant is not None else np.ones(1)
+        if not np.all((shifts >= 1) & (shifts <= 62)):  # the C code shifts by shift - 1 and shift
             raise NativeUnsupported("a requantization shift outside 1..62")
         # vpmaddubsw adds two u8 x s8 products in int16: exact when they cannot saturate
         self.pairs_fit_int16 = 2 * self.input_max * int(np.abs(self.kernel).max(initial=0)) <= 32767
