@@ -14,10 +14,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 
 # Dependencies first (cached layer): only the serving extra -- numpy, opencv-python-headless, fastapi...
-COPY pyproject.toml README.md ./
+# gcc compiles the native engine (csrc/native) during the install and is removed in the same layer.
+COPY pyproject.toml README.md setup.py ./
+COPY csrc/native/ csrc/native/
 COPY facedet/ facedet/
 COPY service/ service/
-RUN pip install ".[serve]" \
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && pip install ".[serve]" \
+    && apt-get purge -y --auto-remove gcc libc6-dev && rm -rf /var/lib/apt/lists/* \
+    && python -c "from facedet.engine import native; assert native.available_isas(), 'native engine not built'" \
     && python -c "import service.app" \
     && ! python -c "import torch" 2>/dev/null \
     && echo "serving image: torch is not installed"

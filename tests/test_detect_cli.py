@@ -114,11 +114,15 @@ def test_summary_preset_json(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_bench_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     model = write_random_model(tmp_path / "m.fdet")
-    assert main(["bench", "--model-fdet", str(model), "--repeats", "2", "--threads", "1", "--json"]) == 0
-    data = json.loads(capsys.readouterr().out)
-    (row,) = data["results"]
-    assert row["threads"] == 1 and [f["size"] for f in row["frames"]] == ["640x480", "450x340"]
-    assert row["frames"][0]["median_ms"] > 0 and row["peak_rss_mb"] > 0
+    command = ["bench", "--model-fdet", str(model), "--repeats", "2", "--threads", "1", "--engine", "native,numpy"]
+    assert main([*command, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(row["engine"], row["frame"]) for row in rows] == [
+        (engine, frame) for engine in ("native", "numpy") for frame in ("640x480", "450x340")
+    ]
+    assert all(row["threads"] == 1 and row["median_ms"] > 0 and row["p90_ms"] >= row["median_ms"] for row in rows)
+    assert rows[0]["peak_rss_mb"] > 0 and rows[-1]["isa"] is None
+    assert main(["bench", "--model-fdet", str(model), "--engine", "fast"]) == 2
 
 
 def test_load_detector_kinds(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 def test_dockerfile_is_consistent() -> None:
     dockerfile = (REPO / "Dockerfile").read_text()
     assert 'pip install ".[serve]"' in dockerfile and "torch" in dockerfile
+    assert "COPY csrc/native/ csrc/native/" in dockerfile and "setup.py" in dockerfile
     assert "USER facedet" in dockerfile and "HEALTHCHECK" in dockerfile and "EXPOSE 8000" in dockerfile
     assert '"service.app:create_app", "--factory"' in dockerfile and "COPY weights/*.fdet" in dockerfile
 
@@ -36,11 +37,11 @@ def test_serve_extra_installs_and_runs_without_torch(tmp_path: Path) -> None:
     # Copy the tree (only what the image copies) so the build never writes into the checkout.
     src = tmp_path / "src"
     src.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "setup.py"):
         if (REPO / name).exists():
             shutil.copy2(REPO / name, src / name)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for name in ("facedet", "service"):
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.so")  # the extension is built by the install
+    for name in ("facedet", "service", "csrc/native"):
         shutil.copytree(REPO / name, src / name, ignore=ignore)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
@@ -55,12 +56,15 @@ def test_serve_extra_installs_and_runs_without_torch(tmp_path: Path) -> None:
     work = tmp_path / "run"  # run outside the checkout so the installed copy is what is imported
     work.mkdir()
     check = subprocess.run(
-        [python, "-c", "import service.app, facedet.engine, sys; print(service.app.__file__)\n"
+        [python, "-c", "import service.app, facedet.engine.native as n, sys\n"
+         "print(service.app.__file__, n.available_isas())\n"
          "try:\n    import torch\nexcept ImportError:\n    sys.exit(0)\nsys.exit('torch is importable')"],
         capture_output=True, text=True, timeout=120, cwd=work, env=env,
     )  # fmt: skip
     assert check.returncode == 0, check.stderr
     assert str(venv) in check.stdout
+    if shutil.which("gcc"):  # pip compiled the native engine from csrc/native
+        assert "'c'" in check.stdout, check.stdout
 
     model = write_random_model(tmp_path / "model.fdet", seed=0)
     with socket.socket() as s:

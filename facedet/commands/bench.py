@@ -5,10 +5,14 @@ start (OMP/OpenBLAS/MKL environment variables before numpy loads, ``cv2.setNumTh
 ``torch.set_num_threads``) and the peak resident memory (``getrusage`` maxrss) is that
 detector's alone. Frames are the given images (--frames DIR) or synthetic 640x480 and FDDB-sized
 450x340 frames; every detector sees the same ones. Times are per ``detect`` call (letterbox,
-network, decode, NMS), median and 90th percentile over --repeats runs per frame.
+network, decode, NMS), median and 90th percentile over --repeats runs per frame. Integer models
+run once per --engine (native, numpy); ``FACEDET_ISA`` picks the native instruction set.
+``--json`` prints a flat list of rows: detector, engine, isa, threads, frame ("640x480"),
+median_ms, p90_ms, faces, peak_rss_mb, ...
 
     facedet bench --model-fdet weights/default.fdet --checkpoint runs/dup/best.pt \\
         --float-checkpoint runs/tiny/best.pt --peer haar --repeats 20
+    facedet bench --model-fdet weights/dupnet-tinier-yolo.fdet --engine native,numpy --threads 1 --json
 """
 
 from __future__ import annotations
@@ -28,7 +32,10 @@ SYNTHETIC_SIZES = ((640, 480), (450, 340))
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``facedet bench``."""
-    parser.add_argument("--model-fdet", metavar="FILE", help="integer model file (.fdet)")
+    parser.add_argument("--model-fdet", action="append", default=[], metavar="FILE", help="integer model file (.fdet)")
+    parser.add_argument(
+        "--engine", default=None, help="integer engines to time, comma-separated: native,numpy (default: the default)"
+    )
     parser.add_argument("--checkpoint", metavar="FILE", help="quantized training checkpoint (fake-quant torch model)")
     parser.add_argument("--float-checkpoint", metavar="FILE", help="float Tiny-YOLO checkpoint (torch)")
     parser.add_argument("--peer", action="append", default=[], metavar="NAME", help="peer detector, e.g. haar")
@@ -70,6 +77,8 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
 
     threads = spec["threads"]
     cv2.setNumThreads(threads)
+    if spec.get("engine"):
+        os.environ["FACEDET_ENGINE"] = spec["engine"]
     if spec["source"].endswith((".pt", ".pth", ".ckpt")):
         import torch
 
@@ -99,6 +108,8 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
     return {
         "detector": spec["label"],
         "name": getattr(detector, "name", spec["label"]),
+        "engine": getattr(detector, "engine", None),
+        "isa": getattr(detector, "isa", None),
         "threads": threads,
         "frames": results,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -121,16 +132,32 @@ def _run_worker(spec: dict[str, Any]) -> dict[str, Any]:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def flat_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One JSON row per detector, engine, thread count and frame."""
+    flat = []
+    for row in rows:
+        common = {key: value for key, value in row.items() if key != "frames"}
+        for frame in row["frames"]:
+            flat.append(common | {"frame": frame["size"], "frame_file": frame["frame"]} | _times(frame))
+    return flat
+
+
+def _times(frame: dict[str, Any]) -> dict[str, Any]:
+    return {"median_ms": frame["median_ms"], "p90_ms": frame["p90_ms"], "faces": frame["faces"]}
+
+
 def format_table(rows: list[dict[str, Any]]) -> str:
     """One line per detector, thread count and frame."""
     header = (
-        f"{'detector':<28} {'thr':>3} {'frame':>9} {'median ms':>10} {'p90 ms':>8} {'faces':>5} {'peak RSS MB':>11}"
+        f"{'detector':<28} {'engine':<6} {'thr':>3} {'frame':>9} {'median ms':>10} {'p90 ms':>8} {'faces':>5} "
+        f"{'peak RSS MB':>11}"
     )
     lines = [header, "-" * len(header)]
     for row in rows:
         for frame in row["frames"]:
             lines.append(
-                f"{row['detector']:<28} {row['threads']:>3} {frame['size']:>9} {frame['median_ms']:>10.1f} "
+                f"{row['detector']:<28} {row['engine'] or '-':<6} {row['threads']:>3} {frame['size']:>9} "
+                f"{frame['median_ms']:>10.1f} "
                 f"{frame['p90_ms']:>8.1f} {frame['faces']:>5} {row['peak_rss_mb']:>11.0f}"
             )
     return "\n".join(lines)
@@ -144,14 +171,21 @@ def run(args: argparse.Namespace) -> int:
     except ValueError:
         print(f"error: --threads takes numbers or 'all', got {args.threads!r}", file=sys.stderr)
         return 2
-    detectors: list[tuple[str, str]] = []
+    engines: list[str | None] = [None]
+    if args.engine:
+        engines = [e.strip() for e in args.engine.split(",")]
+        if not set(engines) <= {"native", "numpy"}:
+            print(f"error: --engine takes native and/or numpy, got {args.engine!r}", file=sys.stderr)
+            return 2
+    detectors: list[tuple[str, str, str | None]] = []
     if args.float_checkpoint:
-        detectors.append(("torch float", args.float_checkpoint))
+        detectors.append(("torch float", args.float_checkpoint, None))
     if args.checkpoint:
-        detectors.append(("torch fake-quant", args.checkpoint))
-    if args.model_fdet:
-        detectors.append(("integer engine", args.model_fdet))
-    detectors += [(f"peer {name}", f"peer:{name}") for name in args.peer]
+        detectors.append(("torch fake-quant", args.checkpoint, None))
+    for model in args.model_fdet:
+        label = Path(model).stem if len(args.model_fdet) > 1 else "integer engine"
+        detectors += [(label, model, engine) for engine in engines]
+    detectors += [(f"peer {name}", f"peer:{name}", None) for name in args.peer]
     if not detectors:
         print("error: nothing to time; give --model-fdet, --checkpoint, --float-checkpoint or --peer", file=sys.stderr)
         return 2
@@ -166,12 +200,13 @@ def run(args: argparse.Namespace) -> int:
         else:
             frames = synthetic_frames(Path(tmp))
         rows, failed = [], 0
-        for label, source in detectors:
+        for label, source, engine in detectors:
             for threads in dict.fromkeys(thread_counts):
                 spec = {
                     "label": label,
                     "source": str(source),
                     "threads": threads,
+                    "engine": engine,
                     "frames": [str(f) for f in frames],
                     "repeats": args.repeats,
                     "img_size": args.img_size,
@@ -182,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
                     print(f"error: {exc}", file=sys.stderr)
                     failed += 1
     if args.json:
-        print(json.dumps({"cpu_count": all_threads, "results": rows}, indent=2))
+        print(json.dumps(flat_rows(rows), indent=2))
     else:
         print(f"facedet bench: {len(frames)} frame(s), {args.repeats} runs each, {all_threads} CPU(s)")
         print(format_table(rows))

@@ -10,6 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from facedet.commands.engine_args import add_engine_arguments, apply_engine_arguments
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``facedet camera``."""
@@ -21,6 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", type=Path, metavar="FILE", help="write the annotated video here (.mp4 or .avi)")
     parser.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
     parser.add_argument("--min-score", type=float, default=0.5, help="drop faces scoring below this (default: 0.5)")
+    add_engine_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,6 +35,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.max_frames is not None and args.max_frames < 1:
         print("error: --max-frames must be >= 1", file=sys.stderr)
+        return 2
+    problem = apply_engine_arguments(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     try:
         engine = IntEngine.load(Path(args.model) if args.model else default_model_path())

@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from facedet.commands.engine_args import add_engine_arguments, apply_engine_arguments
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``facedet detect``."""
@@ -26,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object per image (JSON lines)")
     parser.add_argument("--min-score", type=float, default=0.5, help="lowest score reported (default 0.5)")
     parser.add_argument("--img-size", type=int, help="network input size (a multiple of the stride)")
+    add_engine_arguments(parser)
 
 
 def _draw(image: Any, detections: Any) -> Any:
@@ -60,6 +63,10 @@ def run(args: argparse.Namespace) -> int:
     from facedet.anchors import PostProcess
     from facedet.runtime import load_detector
 
+    problem = apply_engine_arguments(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     try:
         if args.model:
             model_path: str | Path = args.model

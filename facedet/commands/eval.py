@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from facedet.commands.engine_args import add_engine_arguments, apply_engine_arguments
+
 log = logging.getLogger(__name__)
 
 
@@ -62,6 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     fddb.add_argument("--folds", type=int, nargs="+", default=None, help="fold numbers 1..10 (default all)")
     fddb.add_argument("--threads", type=int, default=None, help="OpenCV/torch threads while detecting")
+    add_engine_arguments(fddb, threads=False)
     fddb.add_argument("--samples", type=int, default=4, help="FDDB images shown in the report figure")
     fddb.add_argument("--no-report", action="store_true", help="write ROCs and metrics.json only")
 
@@ -75,6 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     wider.add_argument("--img-size", type=int, default=None, help="network input size in pixels (model default)")
     wider.add_argument("--max-images", type=int, default=None, help="score only the first N images")
     wider.add_argument("--min-score", type=float, default=0.01, help="lowest detection score kept")
+    add_engine_arguments(wider, threads=False)
     wider.add_argument(
         "--min-face", type=float, default=0.0, help="faces smaller than this (pixels, either side) are ignore regions"
     )
@@ -83,6 +87,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    problem = apply_engine_arguments(args)  # eval's --threads defaults to the libraries' own thread counts
+    if problem:
+        print(f"error: {problem}")
+        return 2
     if args.target == "wider":
         return _run_wider(args)
     return _run_fddb(args)

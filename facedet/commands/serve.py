@@ -11,6 +11,8 @@ import argparse
 import os
 import sys
 
+from facedet.commands.engine_args import add_engine_arguments, apply_engine_arguments
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``facedet serve``."""
@@ -35,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--body-timeout", type=float, metavar="S", help="408 when a body takes over S s (default: 30)")
     parser.add_argument("--no-docs", action="store_true", help="do not serve /docs, /redoc and /openapi.json")
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    add_engine_arguments(parser)
 
 
 def settings_env(args: argparse.Namespace) -> dict[str, str]:
@@ -71,6 +74,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         print("error: --workers must be >= 1", file=sys.stderr)
+        return 2
+    problem = apply_engine_arguments(args)  # FACEDET_ENGINE and thread limits reach every worker
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     try:
         model = os.path.abspath(args.model) if args.model else str(default_model_path())

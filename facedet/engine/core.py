@@ -28,6 +28,7 @@ from facedet.anchors import PostProcess, decode
 from facedet.boxes import letterbox
 from facedet.config import ModelConfig
 from facedet.detections import Detections
+from facedet.engine.native import NativeNet, NativeUnsupported, resolve_engine, warn_once
 from facedet.engine.ops import F32, Conv, pool, requantize, threshold_codes
 from facedet.engine.schema import Head, Layer, RequantConv, ThresholdConv, from_manifest
 from facedet.engine.validate import validate_model
@@ -114,6 +115,7 @@ class IntEngine:
         source: str = "<memory>",
         file_bytes: int | None = None,
         sha256: str | None = None,
+        engine: str | None = None,
     ) -> None:
         # Every field and array shape is checked before anything is tiled or allocated.
         validate_model(manifest, arrays, source, img_size)
@@ -138,6 +140,7 @@ class IntEngine:
             self._head = _CompiledHead(self.head)
         except ValueError as exc:
             raise ModelFileError(f"{source}: model cannot run: {exc}") from exc
+        self.engine, self.isa, self._native = self._load_native(engine)
         self.info: dict[str, Any] = {
             "name": self.name,
             "kind": self.kind,
@@ -149,13 +152,32 @@ class IntEngine:
             "stride": self.config.stride,
             "sha256": sha256,
             "macs": self.macs,
+            "engine": self.engine,
+            "isa": self.isa,
             "metrics": manifest.get("metrics", {}),
             "provenance": manifest.get("provenance", {}),
         }
 
+    def _load_native(self, engine: str | None) -> tuple[str, str | None, NativeNet | None]:
+        # (engine, isa, packed native layers); numpy where asked, not built, or not exact for this model
+        if resolve_engine(engine) == "numpy":
+            return "numpy", None, None
+        try:
+            native = NativeNet(self.layers, self.head)
+        except NativeUnsupported as exc:
+            warn_once(f"{self.name}: the native engine cannot run this model ({exc}); using the numpy engine")
+            return "numpy", None, None
+        return "native", native.isa, native
+
     @classmethod
-    def load(cls, path: str | Path, img_size: int | None = None, post: PostProcess | None = None) -> IntEngine:
-        """Load and validate a model file.
+    def load(
+        cls,
+        path: str | Path,
+        img_size: int | None = None,
+        post: PostProcess | None = None,
+        engine: str | None = None,
+    ) -> IntEngine:
+        """Load and validate a model file; ``engine`` is ``native``, ``numpy`` or None (see ``resolve_engine``).
 
         Raises:
             ModelFileError: missing, truncated, corrupted, foreign or newer-version file.
@@ -163,9 +185,8 @@ class IntEngine:
         path = Path(path)
         data = read_model_bytes(path)
         manifest, arrays = decode_model_file(data, str(path))
-        return cls(
-            manifest, arrays, img_size, post, str(path), file_bytes=len(data), sha256=hashlib.sha256(data).hexdigest()
-        )
+        digest = hashlib.sha256(data).hexdigest()
+        return cls(manifest, arrays, img_size, post, str(path), file_bytes=len(data), sha256=digest, engine=engine)
 
     def _count_macs(self) -> int:
         # MACs of the reduced computation actually run, at the engine's input size.
@@ -179,11 +200,11 @@ class IntEngine:
                 size //= 2
         return total + self.head.out_channels * self.head.in_channels * size * size
 
-    def _input(self, letterboxed: NDArray[np.uint8]) -> F32:
+    def _input(self, letterboxed: NDArray[Any]) -> NDArray[Any]:
         size = self.config.img_size
         if letterboxed.shape != (size, size, 3):
             raise ValueError(f"expected a ({size}, {size}, 3) letterboxed image, got {letterboxed.shape}")
-        return letterboxed.astype(np.float32)
+        return letterboxed
 
     def layer_outputs(self, letterboxed: NDArray[np.uint8]) -> list[NDArray[Any]]:
         """Each block's output after pooling as (C, H, W) codes (uint8, or int8 for 8-bit models),
@@ -199,7 +220,9 @@ class IntEngine:
 
     def raw(self, letterboxed: NDArray[np.uint8]) -> F32:
         """Raw head map (A*5, H, W) float32 of one (S, S, 3) uint8 letterboxed BGR image."""
-        x = self._input(letterboxed)
+        if self._native is not None:
+            return self._native.raw(self._input(letterboxed))
+        x = self._input(letterboxed).astype(np.float32)
         for layer in self._compiled:
             x = layer(x)
         return self._head(x)
@@ -210,7 +233,8 @@ class IntEngine:
         return decode(self.raw(boxed), self.config.anchors, self.config.stride, box, post or self.post)
 
     def __repr__(self) -> str:
-        return f"IntEngine({self.name!r}, {self.kind}, input {self.config.img_size}, {self.stored_bytes} stored bytes)"
+        size, stored = self.config.img_size, self.stored_bytes
+        return f"IntEngine({self.name!r}, {self.kind}, input {size}, {stored} stored bytes, {self.engine})"
 
 
 __all__ = ["IntEngine", "Layer"]
