@@ -44,9 +44,9 @@ The service is stateless: scale it with `facedet serve --workers N` or more cont
 def _load_engine(state: ServiceState) -> None:
     """Resolve the model path and load the engine (runs in a worker thread at start-up)."""
     from facedet.engine import IntEngine  # torch-free; imported here so importing the app stays cheap
-    from facedet.paths import default_model_path
+    from facedet.paths import resolve_model
 
-    path = state.settings.model_path or default_model_path()
+    path = resolve_model(state.settings.model_path)  # None: FACEDET_MODEL, else the shipped default
     state.model_path = path
     engine = IntEngine.load(path)
     state.info = dict(engine.info)

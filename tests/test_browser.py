@@ -61,7 +61,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("browser")
     model = write_random_model(tmp / "random.fdet", seed=0)
     port = free_port()
-    env = {**os.environ, "FACEDET_MODEL_PATH": str(model), "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "FACEDET_MODEL": str(model), "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory", "--port", str(port)]
     log = (tmp / "server.log").open("w")
     process = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -66,7 +66,7 @@ def test_serve_extra_installs_and_runs_without_torch(tmp_path: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server_env = {**env, "FACEDET_MODEL_PATH": str(model)}
+    server_env = {**env, "FACEDET_MODEL": str(model)}
     cmd = [str(venv / "bin" / "uvicorn"), "service.app:create_app", "--factory", "--port", str(port)]
     server = subprocess.Popen(cmd, cwd=work, env=server_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:

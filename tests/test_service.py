@@ -377,7 +377,7 @@ def test_real_server_over_http(model_path: Path, tmp_path: Path) -> None:
     port = free_port()
     env = {
         **os.environ,
-        "FACEDET_MODEL_PATH": str(model_path),
+        "FACEDET_MODEL": str(model_path),
         "FACEDET_MAX_UPLOAD_BYTES": "100000",
         "PYTHONPATH": str(REPO),
     }

@@ -9,6 +9,9 @@ network, decode, NMS), median and 90th percentile over --repeats runs per frame.
 
     facedet bench --model-fdet weights/default.fdet --checkpoint runs/dup/best.pt \\
         --float-checkpoint runs/tiny/best.pt --peer haar --repeats 20
+    facedet bench            # bare: the default integer model and the Haar peer
+
+Every model is checked in this process before the first timing run starts.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ SYNTHETIC_SIZES = ((640, 480), (450, 340))
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``facedet bench``."""
-    parser.add_argument("--model-fdet", metavar="FILE", help="integer model file (.fdet)")
+    parser.add_argument("--model-fdet", metavar="NAME|FILE", help="integer model file (.fdet) or model name")
     parser.add_argument("--checkpoint", metavar="FILE", help="quantized training checkpoint (fake-quant torch model)")
     parser.add_argument("--float-checkpoint", metavar="FILE", help="float Tiny-YOLO checkpoint (torch)")
     parser.add_argument("--peer", action="append", default=[], metavar="NAME", help="peer detector, e.g. haar")
@@ -117,8 +120,22 @@ def _run_worker(spec: dict[str, Any]) -> dict[str, Any]:
     )
     result = subprocess.run([sys.executable, "-c", code, json.dumps(spec)], capture_output=True, text=True, env=env)
     if result.returncode != 0:
-        raise RuntimeError(f"{spec['label']} ({spec['threads']} threads) failed:\n{result.stderr.strip()[-2000:]}")
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"{spec['label']} ({spec['threads']} threads) failed: {last}")
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _check_source(source: str, img_size: int | None) -> None:
+    """Load the model once here (integer files and peers: fast); checkpoints are checked by type."""
+    from facedet.commands.common import check_img_size, require_extra
+    from facedet.paths import resolve_model
+    from facedet.runtime import is_checkpoint_file, load_detector
+
+    check_img_size(img_size)
+    if source.startswith("peer:") or not is_checkpoint_file(resolve_model(source)):
+        load_detector(source, img_size=img_size)
+    else:
+        require_extra("train", "torch", f"timing the checkpoint {source}")
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
@@ -152,9 +169,10 @@ def run(args: argparse.Namespace) -> int:
     if args.model_fdet:
         detectors.append(("integer engine", args.model_fdet))
     detectors += [(f"peer {name}", f"peer:{name}") for name in args.peer]
-    if not detectors:
-        print("error: nothing to time; give --model-fdet, --checkpoint, --float-checkpoint or --peer", file=sys.stderr)
-        return 2
+    if not detectors:  # bare `facedet bench`: the default integer model against the Haar peer
+        detectors = [("integer engine", "default"), ("peer haar", "peer:haar")]
+    for _, source in detectors:  # a bad model is one line now, not a worker's traceback later
+        _check_source(source, args.img_size)
     with tempfile.TemporaryDirectory(prefix="facedet-bench-") as tmp:
         if args.frames:
             from facedet.commands.export import image_files
@@ -165,22 +183,24 @@ def run(args: argparse.Namespace) -> int:
                 return 1
         else:
             frames = synthetic_frames(Path(tmp))
+        from tqdm import tqdm
+
         rows, failed = [], 0
-        for label, source in detectors:
-            for threads in dict.fromkeys(thread_counts):
-                spec = {
-                    "label": label,
-                    "source": str(source),
-                    "threads": threads,
-                    "frames": [str(f) for f in frames],
-                    "repeats": args.repeats,
-                    "img_size": args.img_size,
-                }
-                try:
-                    rows.append(_run_worker(spec))
-                except RuntimeError as exc:
-                    print(f"error: {exc}", file=sys.stderr)
-                    failed += 1
+        runs = [(label, source, t) for label, source in detectors for t in dict.fromkeys(thread_counts)]
+        for label, source, threads in tqdm(runs, desc="bench", unit="run", disable=None):
+            spec = {
+                "label": label,
+                "source": str(source),
+                "threads": threads,
+                "frames": [str(f) for f in frames],
+                "repeats": args.repeats,
+                "img_size": args.img_size,
+            }
+            try:
+                rows.append(_run_worker(spec))
+            except RuntimeError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                failed += 1
     if args.json:
         print(json.dumps({"cpu_count": all_threads, "results": rows}, indent=2))
     else:
