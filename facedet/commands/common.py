@@ -8,7 +8,7 @@ helpers before any slow work (loading data, building caches, running models).
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import importlib
 import os
 from pathlib import Path
 
@@ -51,9 +51,13 @@ def missing_module_message(exc: ImportError) -> str:
 
 
 def require_extra(extra: str, module: str, what: str) -> None:
-    """Raise ``UsageError`` if ``module`` is not installed: ``what`` needs the ``extra`` extra."""
-    if importlib.util.find_spec(module) is None:
-        raise UsageError(f"{what} needs the [{extra}] extra ({module} is not installed); {install_hint(extra)}")
+    """Raise ``UsageError`` if ``module`` cannot be imported: ``what`` needs the ``extra`` extra."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        raise UsageError(
+            f"{what} needs the [{extra}] extra ({module} is not installed); {install_hint(extra)}"
+        ) from None
 
 
 def score(text: str) -> float:
