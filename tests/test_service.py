@@ -1,7 +1,7 @@
 """REST service: every endpoint and every error, through TestClient; one real uvicorn server.
 
 Most tests inject ``FakeEngine`` (boxes at fixed fractions of the image it is given), so the
-geometry of ``max_side`` and the filters can be checked exactly; the others load a random
+geometry of the boxes and the filters can be checked exactly; the others load a random
 integer model written by ``facedet.testing.write_random_model`` through the real lifespan.
 """
 
@@ -131,7 +131,7 @@ def test_detect_every_format_multipart_and_raw(client: TestClient, ext: str) -> 
         assert body["count"] == 3 == len(body["faces"])
         assert body["faces"][0] == {"x": 8.0, "y": 6.0, "width": 24.0, "height": 24.0, "score": 0.9}
         assert body["model"] == {"name": "fake-net", "version": "1", "sha256": "0" * 64}
-        assert body["scale"] == 1.0 and body["inference_ms"] >= 0 and body["total_ms"] >= body["inference_ms"]
+        assert "scale" not in body and body["inference_ms"] >= 0 and body["total_ms"] >= body["inference_ms"]
 
 
 def test_min_score_and_max_faces_filter(client: TestClient) -> None:
@@ -140,16 +140,6 @@ def test_min_score_and_max_faces_filter(client: TestClient) -> None:
     assert client.post("/v1/detect?min_score=0.7", content=data).json()["count"] == 1
     body = client.post("/v1/detect?min_score=0&max_faces=2", content=data).json()
     assert [f["score"] for f in body["faces"]] == [0.9, 0.6]
-
-
-def test_max_side_downscales_but_reports_original_pixels(client: TestClient, fake: FakeEngine) -> None:
-    data = encode(".png", 400, 200)
-    body = client.post("/v1/detect?max_side=100&min_score=0", content=data).json()
-    assert fake.shapes[-1] == (50, 100, 3)  # the engine saw the shrunken image
-    assert body["scale"] == 0.25 and body["image"]["width"] == 400
-    assert body["faces"][1] == {"x": 200.0, "y": 40.0, "width": 160.0, "height": 120.0, "score": 0.6}
-    client.post("/v1/detect?max_side=1000", content=data)
-    assert fake.shapes[-1] == (200, 400, 3)  # never enlarged
 
 
 def test_batch(client: TestClient) -> None:
@@ -205,7 +195,7 @@ def test_docs_and_openapi_describe_fields_and_errors(client: TestClient) -> None
     for code in ("400", "413", "415", "422", "503"):
         assert detect["responses"][code]["content"]["application/json"]["schema"]["$ref"].endswith("ErrorResponse")
     assert {"multipart/form-data", "image/jpeg"} <= set(detect["requestBody"]["content"])
-    assert {p["name"] for p in detect["parameters"]} == {"min_score", "max_faces", "max_side"}
+    assert {p["name"] for p in detect["parameters"]} == {"min_score", "max_faces"}
     assert all(p.get("description") for p in detect["parameters"])
     for name in ("Face", "DetectResponse", "ImageInfo", "ModelRef", "BatchResponse", "BatchItem", "ModelInfo"):
         for field, schema in spec["components"]["schemas"][name]["properties"].items():
@@ -305,7 +295,6 @@ def test_parameters_out_of_range(client: TestClient) -> None:
         ("min_score=abc", "min_score"),
         ("max_faces=0", "max_faces"),
         ("max_faces=1001", "max_faces"),
-        ("max_side=8", "max_side"),
     ]:
         assert_error(client.post(f"/v1/detect?{query}", content=png), 422, f"query parameter '{name}'")
     assert_error(client.post("/v1/detect?minscore=0.3", content=png), 422, "unknown query parameter", "minscore")
@@ -357,14 +346,16 @@ def test_real_engine_through_lifespan(real_client: TestClient, model_path: Path)
     assert real_client.get("/readyz").status_code == 200
     info = real_client.get("/v1/model").json()
     assert info["file"] == model_path.name and info["stored_bytes"] > 0 and len(info["sha256"]) == 64
+    assert info["version"].endswith("+" + info["sha256"][:8])  # the model file's version
     body = real_client.post("/v1/detect?min_score=0&max_faces=5", content=FACES.read_bytes()).json()
     assert body["image"] == {"width": 640, "height": 480, "format": "jpeg"}
     assert 1 <= body["count"] <= 5 and body["model"]["name"] == info["name"]
     for face in body["faces"]:
         assert 0 <= face["x"] and face["x"] + face["width"] <= 640.01
         assert 0 <= face["y"] and face["y"] + face["height"] <= 480.01
-    small = real_client.post("/v1/detect?min_score=0&max_side=320", content=FACES.read_bytes()).json()
-    assert small["scale"] == 0.5 and small["image"]["width"] == 640
+    # max_side is gone (the engine letterboxes to its input size anyway): an unknown parameter now.
+    gone = real_client.post("/v1/detect?max_side=320", content=FACES.read_bytes())
+    assert gone.status_code == 422 and "max_side" in gone.json()["detail"]
 
 
 def free_port() -> int:
