@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from facedet import __version__
@@ -130,7 +131,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
                 raise RuntimeError(state.load_error) from exc
         yield {}
 
-    app = FastAPI(
+    # FastAPIOffline: FastAPI whose /docs and /redoc load Swagger UI and ReDoc from assets in the
+    # fastapi-offline package (served under /static-offline-docs), not from a CDN: they work air-gapped.
+    app = FastAPIOffline(
         title="facedet",
         version=__version__,
         description=DESCRIPTION,

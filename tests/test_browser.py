@@ -60,7 +60,9 @@ def free_port() -> int:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("browser")
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "FACEDET_MODEL"} | {"PYTHONPATH": str(REPO)}
+    env = {k: v for k, v in os.environ.items() if k != "FACEDET_MODEL"} | {
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    }
     cmd = [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory", "--port", str(port)]
     log = (tmp / "server.log").open("w")
     process = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -177,3 +179,13 @@ def test_uploaded_image_boxes_lie_on_the_faces(server: str, browser: webdriver.C
     for x1, y1, x2, y2 in FACE_BOXES:
         face = (il + x1 * isx, it + y1 * isy, il + x2 * isx, it + y2 * isy)
         assert any(face[0] <= x <= face[2] and face[1] <= y <= face[3] for x, y in centres), (face, centres)
+
+
+def test_api_docs_render_from_local_assets(server: str, browser: webdriver.Chrome) -> None:
+    """Swagger UI draws the API from assets the service serves itself (no CDN: works air-gapped)."""
+    browser.get(f"{server}/docs")
+    WebDriverWait(browser, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".swagger-ui .info .title"))
+    assert "facedet" in browser.find_element(By.CSS_SELECTOR, ".swagger-ui .info .title").text
+    assert browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path[data-path='/v1/detect']")
+    scripts = browser.execute_script("return [...document.scripts].map(s => s.src).filter(Boolean);")
+    assert scripts and all(src.startswith(server) for src in scripts), scripts

@@ -370,7 +370,7 @@ def test_real_server_over_http(model_path: Path, tmp_path: Path) -> None:
         **os.environ,
         "FACEDET_MODEL": str(model_path),
         "FACEDET_MAX_UPLOAD_BYTES": "100000",
-        "PYTHONPATH": str(REPO),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
     }
     cmd = [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory", "--port", str(port)]
     log = (tmp_path / "server.log").open("w")
@@ -428,3 +428,17 @@ def chunked_upload_refused_early(port: int) -> bool:
             head = sock.recv(65536)
         assert head.startswith(b"HTTP/1.1 413"), head[:200]
         return sent < 1_000_000
+
+
+def test_docs_work_offline(client: TestClient) -> None:
+    """/docs and /redoc load their JavaScript and CSS from the service itself, never from a CDN."""
+    import re
+
+    for page in ("/docs", "/redoc"):
+        html = client.get(page).text
+        assert not re.search(r"(src|href)=['\"]https?://", html), f"{page} loads from the network"
+        assets = re.findall(r"(?:src|href)=['\"](/[^'\"]+\.(?:js|css))['\"]", html)
+        assert assets, html
+        for asset in assets:
+            response = client.get(asset)
+            assert response.status_code == 200 and len(response.content) > 10_000, asset

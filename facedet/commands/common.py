@@ -26,7 +26,7 @@ EXTRA_OF_MODULE = {
     "pydantic": "serve",
     "pydantic_settings": "serve",
     "multipart": "serve",
-    "swagger_ui_bundle": "serve",
+    "fastapi_offline": "serve",
     "pygame": "camera",
     "onnxruntime": "peers",
 }
