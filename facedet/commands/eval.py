@@ -167,6 +167,9 @@ def _run_fddb(args: argparse.Namespace) -> int:
         detector = _load_model(path, args.img_size, args.min_score)
         # weights/default.fdet is a copy of the best model: label it by what it is.
         models.append((path, detector.name if label == "default" else label, detector))
+    from facedet.peers import load_peer
+
+    peers = [(name, load_peer(name)) for name in args.peer]
     fddb = load_fddb(args.fddb_root, args.folds).subset(args.max_images)
     print(
         f"FDDB: {len(fddb.images)} images with {fddb.num_faces} faces scored; "
@@ -207,10 +210,7 @@ def _run_fddb(args: argparse.Namespace) -> int:
     for path, label, detector in models:
         detections, info = _run_detector(detector, fddb, args.out / _safe(label))
         score(label, f"model {path}", detections, "rect", info)
-    for name in args.peer:
-        from facedet.peers import load_peer
-
-        detector = load_peer(name)
+    for name, detector in peers:
         detections, info = _run_detector(detector, fddb, args.out / _safe(name))
         score(name, f"peer {name}", detections, "rect", info)
 
