@@ -96,16 +96,18 @@ def test_resume_continues_exactly(wider_root: Path, tmp_path: Path) -> None:
     assert losses["split"] == losses["straight"] and [s for s, _ in losses["straight"]] == [1, 2, 3, 4]
 
 
-def test_truncated_checkpoint_raises(wider_root: Path, tmp_path: Path) -> None:
+def test_truncated_checkpoint_raises(wider_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
     assert _train(wider_root, out, tmp_path / "cache", "--epochs", "1", "--max-steps", "1", "--anchors", "preset") == 0
     blob = (out / "last.pt").read_bytes()
     (out / "last.pt").write_bytes(blob[: len(blob) // 2])
     with pytest.raises(CheckpointError, match="truncated or corrupt"):
         load_model(out / "last.pt")
-    # --resume does not silently start over from a damaged checkpoint.
-    with pytest.raises(CheckpointError, match="last.pt"):
-        _train(wider_root, out, tmp_path / "cache", "--epochs", "1", "--resume")
+    # --resume does not silently start over from a damaged checkpoint: one line, exit code 2.
+    capsys.readouterr()
+    assert _train(wider_root, out, tmp_path / "cache", "--epochs", "1", "--resume") == 2
+    err = capsys.readouterr().err
+    assert "last.pt" in err and err.count("\n") == 1
     (out / "empty.pt").write_bytes(b"")
     with pytest.raises(CheckpointError):
         load_checkpoint(out / "empty.pt")
