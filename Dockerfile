@@ -8,14 +8,16 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    FACEDET_MODEL_PATH=/app/weights/default.fdet
+    PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /app
 
-# Dependencies first (cached layer): only the serving extra -- numpy, opencv-python-headless, fastapi...
+# The shipped integer models first: facedet/weights/*.fdet link to them, and the package carries
+# DupNet, IFQ and the default (so FACEDET_MODEL is not needed; set it to serve another model).
+COPY weights/*.fdet weights/
+# Only the serving extra -- numpy, opencv-python-headless, fastapi, fastapi-offline (offline /docs)...
 # gcc compiles the native engine (csrc/native) during the install and is removed in the same layer.
-COPY pyproject.toml README.md setup.py ./
+COPY pyproject.toml README.md LICENSE setup.py ./
 COPY csrc/native/ csrc/native/
 COPY facedet/ facedet/
 COPY service/ service/
@@ -26,9 +28,6 @@ RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
     && python -c "import service.app" \
     && ! python -c "import torch" 2>/dev/null \
     && echo "serving image: torch is not installed"
-
-# The shipped integer model(s).
-COPY weights/*.fdet weights/
 
 RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin facedet \
     && chown -R root:root /app && chmod -R a+rX /app

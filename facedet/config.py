@@ -136,3 +136,14 @@ class ModelConfig:
         values["anchors"] = tuple((float(w), float(h)) for w, h in data["anchors"])
         values["layers"] = tuple(spec if isinstance(spec, ConvSpec) else ConvSpec(**spec) for spec in data["layers"])
         return cls(**values)
+
+
+# Checkpoint key of the input size to deploy at (export, detect, eval), which may differ from the
+# training size: the shipped models train at 256 px and deploy at 416 px (weights/README.md).
+DEPLOY_IMG_SIZE_KEY = "deploy_img_size"
+
+
+def deployment_img_size(checkpoint: dict[str, Any], config: ModelConfig) -> int:
+    """The checkpoint's stored deployment input size, else its training size (``config.img_size``)."""
+    stored = checkpoint.get(DEPLOY_IMG_SIZE_KEY)
+    return int(stored) if stored else config.img_size

@@ -32,7 +32,7 @@ import torch
 from numpy.typing import NDArray
 
 from facedet import __version__
-from facedet.config import ModelConfig
+from facedet.config import ModelConfig, deployment_img_size
 from facedet.engine import IntEngine
 from facedet.engine.fold import fold_thresholds
 from facedet.engine.schema import Head, Layer, ThresholdConv, to_manifest
@@ -214,8 +214,9 @@ def export_checkpoint(
     """Export a training checkpoint (see ``export_model``); its metrics and epoch go into the file.
 
     Args:
-        img_size: deployment input size stored in the file (default: the training size); the
-            network is fully convolutional, so any multiple of the stride works.
+        img_size: deployment input size stored in the file (default: the checkpoint's stored
+            deployment size, else its training size); the network is fully convolutional, so any
+            multiple of the stride works.
         extra_metrics: scalars merged into the checkpoint's metrics (e.g. measured FDDB figures,
             which the service reports at ``/v1/model``).
     """
@@ -223,7 +224,8 @@ def export_checkpoint(
 
     ckpt_path = Path(ckpt_path)
     model, config, ckpt = load_model(ckpt_path)
-    if img_size is not None:
+    img_size = img_size or deployment_img_size(ckpt, config)
+    if img_size != config.img_size:
         config = config.with_(img_size=img_size)
         model.config = config
     digest = hashlib.sha256(ckpt_path.read_bytes()).hexdigest()

@@ -84,7 +84,7 @@ def bad_inputs() -> list[tuple[str, str, bytes, dict[str, str]]]:
         ("min_score nan", "/v1/detect?min_score=nan", FACES, {}),
         ("min_score 2", "/v1/detect?min_score=2", FACES, {}),
         ("unknown query", "/v1/detect?minscore=0.2", FACES, {}),
-        ("max_side 1", "/v1/detect?max_side=1", FACES, {}),
+        ("removed max_side", "/v1/detect?max_side=1", FACES, {}),
         ("declared 1 GB", "/v1/detect", FACES, {"Content-Length": "1000000000"}),
         ("batch of 1000", "/v1/detect/batch", many, many_headers),
         ("batch not multipart", "/v1/detect/batch", FACES, {}),

@@ -76,7 +76,7 @@ class Server:
         self.port = free_port()
         env = {
             **os.environ,
-            "FACEDET_MODEL_PATH": str(model),
+            "FACEDET_MODEL": str(model),
             "FACEDET_MAX_QUEUE": "64",
             "PYTHONPATH": str(REPO),
         }

@@ -1,6 +1,6 @@
 """Strip a training checkpoint to what shipping needs (model + config + metrics), optionally fp16.
 
-Usage: python scripts/slim_checkpoint.py runs/tiny-yolo/best.pt weights/tiny-yolo.fp16.pt --half
+Usage: python scripts/slim_checkpoint.py runs/tiny-yolo/best.pt weights/tiny-yolo.fp16.pt --half --deploy-img-size 416
 """
 
 from __future__ import annotations
@@ -15,8 +15,11 @@ def main() -> None:
     parser.add_argument("src", help="training checkpoint (.pt)")
     parser.add_argument("dst", help="slim checkpoint to write (.pt)")
     parser.add_argument("--half", action="store_true", help="store float weights as float16")
+    parser.add_argument(
+        "--deploy-img-size", type=int, help="input size to deploy at (stored; export and detect default to it)"
+    )
     args = parser.parse_args()
-    path = slim_checkpoint(args.src, args.dst, half=args.half)
+    path = slim_checkpoint(args.src, args.dst, half=args.half, deploy_img_size=args.deploy_img_size)
     print(f"wrote {path} ({path.stat().st_size:,} bytes)")
 
 

@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
@@ -47,9 +48,9 @@ The service is stateless: scale it with `facedet serve --workers N` or more cont
 def _load_engine(state: ServiceState) -> None:
     """Resolve the model path and load the engine (runs in a worker thread at start-up)."""
     from facedet.engine import IntEngine  # torch-free; imported here so importing the app stays cheap
-    from facedet.paths import default_model_path
+    from facedet.paths import resolve_model
 
-    path = state.settings.model_path or default_model_path()
+    path = resolve_model(state.settings.model_path)  # None: FACEDET_MODEL, else the shipped default
     state.model_path = path
     engine = IntEngine.load(path)  # validates every manifest field (facedet.engine.validate)
     try:  # refuse to start with a model that cannot run: one detection on a blank frame
@@ -158,14 +159,21 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
                 raise RuntimeError(state.load_error) from exc
         yield {}
 
-    app = FastAPI(
-        title="facedet",
-        version=__version__,
-        description=DESCRIPTION,
-        lifespan=lifespan,
-        responses={500: {"description": "Unexpected server error (JSON `detail`)."}},
-        **({} if settings.docs_enabled else {"docs_url": None, "redoc_url": None, "openapi_url": None}),
-    )
+    # FastAPIOffline: FastAPI whose /docs and /redoc load Swagger UI and ReDoc from assets in the
+    # fastapi-offline package (served under /static-offline-docs), not from a CDN: they work air-gapped.
+    # With docs off (--no-docs) a plain FastAPI without /docs, /redoc and /openapi.json (FastAPIOffline
+    # needs an OpenAPI URL).
+    options: dict[str, Any] = {
+        "title": "facedet",
+        "version": __version__,
+        "description": DESCRIPTION,
+        "lifespan": lifespan,
+        "responses": {500: {"description": "Unexpected server error (JSON `detail`)."}},
+    }
+    if settings.docs_enabled:
+        app = FastAPIOffline(**options)
+    else:
+        app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, **options)
     app.state.service = state
     _install_error_handlers(app, state)
     if settings.cors_origins:

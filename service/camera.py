@@ -1,13 +1,13 @@
 """Live camera demo: OpenCV capture -> integer engine -> boxes, scores and FPS drawn on each frame.
 
-A window (``q`` or Esc quits) or, headless, an annotated video file. Torch-free: numpy, cv2 and
+A window (``q`` or Esc quits; ``service.camera_window``: OpenCV's GUI or the camera extra's
+pygame) or, headless, an annotated video file. Torch-free: numpy, cv2 and
 the facedet core only. ``facedet camera`` is the command-line front end.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,11 +20,11 @@ from numpy.typing import NDArray
 from facedet.anchors import PostProcess
 from facedet.detections import Detections
 from facedet.draw import draw_detections, draw_text
+from service.camera_window import Window, WindowError, open_window
 from service.state import Engine
 
 logger = logging.getLogger("facedet.camera")
 
-QUIT_KEYS = {ord("q"), ord("Q"), 27}  # q, Q, Esc
 OPEN_TIMEOUT_MS = 5000
 
 
@@ -112,8 +112,14 @@ def run_camera(
 
     Raises:
         CameraError: the source cannot be opened, the output cannot be written, or no window can
-            be shown (an OpenCV build without GUI support: use ``headless``).
+            be shown (no GUI in OpenCV and no camera extra: the message says how to get one).
     """
+    view: Window | None = None
+    if not headless:
+        try:
+            view = open_window(window)
+        except WindowError as exc:
+            raise CameraError(str(exc)) from exc
     capture = open_capture(source)
     writer: cv2.VideoWriter | None = None
     post = PostProcess(score_threshold=min_score)
@@ -144,24 +150,17 @@ def run_camera(
                     rate = source_fps if 1 <= source_fps <= 120 else 25.0
                     writer = open_writer(output, rate, (frame.shape[1], frame.shape[0]))
                 writer.write(frame)
-            if not headless:
+            if view is not None:
                 try:
-                    cv2.imshow(window, frame)
-                    key = cv2.waitKey(1) & 0xFF
-                except cv2.error as exc:
-                    raise CameraError(
-                        f"cannot open a window ({exc.msg.strip()}); use --headless --output FILE"
-                    ) from exc
-                if key in QUIT_KEYS:
-                    break
+                    if not view.show(frame):
+                        break
+                except WindowError as exc:
+                    raise CameraError(str(exc)) from exc
         stats.seconds = time.perf_counter() - start
     finally:
         capture.release()
         if writer is not None:
             writer.release()
-        if not headless and os.environ.get("DISPLAY", "") != "":
-            try:
-                cv2.destroyWindow(window)
-            except cv2.error:
-                pass
+        if view is not None:
+            view.close()
     return stats

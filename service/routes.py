@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import anyio.to_thread
-import cv2
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse, PlainTextResponse
 
 from facedet.anchors import PostProcess
-from facedet.detections import Detections
+from facedet.model_version import model_version
 from service.images import ImageError, decode_image, read_header
 from service.openapi_docs import error_responses, image_body_doc
 from service.schemas import (
@@ -44,7 +43,7 @@ from service.uploads import (
 )
 
 STATIC_DIR = Path(__file__).parent / "static"
-DETECT_QUERY = {"min_score", "max_faces", "max_side"}
+DETECT_QUERY = {"min_score", "max_faces"}
 
 router = APIRouter()
 
@@ -79,55 +78,31 @@ MinScore = Annotated[
 MaxFaces = Annotated[
     int | None, Query(ge=1, le=1000, description="Return at most this many faces, best first (1..1000).")
 ]
-MaxSide = Annotated[
-    int | None,
-    Query(
-        ge=32,
-        le=8192,
-        description="Shrink the image so its longer side is at most this many pixels before detection "
-        "(faster on large photos); boxes are still reported in original pixels (32..8192).",
-    ),
-]
 
 
-def _detect_sync(
-    state: ServiceState, engine: Engine, data: bytes, post: PostProcess, max_side: int | None
-) -> tuple[DetectResponse, float]:
+def _detect_sync(state: ServiceState, engine: Engine, data: bytes, post: PostProcess) -> tuple[DetectResponse, float]:
     """Decode within the pixel budget, then detect. Runs in a worker thread."""
     header = read_header(data)  # cheap: only the header bytes; errors before any budget is taken
     with state.pixels.hold(header.pixels):
-        return _decode_and_detect(engine, state.info, data, state.settings.max_pixels, post, max_side)
+        return _decode_and_detect(engine, state.info, data, state.settings.max_pixels, post)
 
 
 def _decode_and_detect(
-    engine: Engine, info: dict[str, Any], data: bytes, max_pixels: int, post: PostProcess, max_side: int | None
+    engine: Engine, info: dict[str, Any], data: bytes, max_pixels: int, post: PostProcess
 ) -> tuple[DetectResponse, float]:
-    """Decode, optionally shrink, detect, and map the boxes back."""
+    """Decode and detect (the engine letterboxes to its input size itself)."""
     start = time.perf_counter()
     image, header = decode_image(data, max_pixels)
     height, width = image.shape[:2]
-    scale_x = scale_y = 1.0
-    work = image
-    if max_side is not None and max(height, width) > max_side:
-        factor = max_side / max(height, width)
-        new_w, new_h = max(1, round(width * factor)), max(1, round(height * factor))
-        work = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA)
-        scale_x, scale_y = new_w / width, new_h / height
     t0 = time.perf_counter()
-    detections = engine.detect(work, post)
+    detections = engine.detect(image, post)
     inference = time.perf_counter() - t0
     detections = detections.filter(post.score_threshold, post.max_detections)
-    if work is not image:  # boxes back to original pixels
-        boxes = detections.boxes / np.array([scale_x, scale_y, scale_x, scale_y], np.float32)
-        boxes[:, 0::2] = np.clip(boxes[:, 0::2], 0, width)
-        boxes[:, 1::2] = np.clip(boxes[:, 1::2], 0, height)
-        detections = Detections(boxes.astype(np.float32), detections.scores)
     faces = [Face(**face) for face in detections.to_json()]
     response = DetectResponse(
         faces=faces,
         count=len(faces),
         image=ImageInfo(width=width, height=height, format=header.format),
-        scale=round(min(scale_x, scale_y), 6),
         model=ModelRef(
             name=str(info.get("name", "unknown")),
             version=str(info.get("format_version", "unknown")),
@@ -164,11 +139,9 @@ def _post(state: ServiceState, min_score: float | None, max_faces: int | None) -
     )
 
 
-async def _run(
-    state: ServiceState, engine: Engine, data: bytes, post: PostProcess, max_side: int | None
-) -> DetectResponse:
+async def _run(state: ServiceState, engine: Engine, data: bytes, post: PostProcess) -> DetectResponse:
     call: Callable[[], tuple[DetectResponse, float]] = lambda: _detect_sync(  # noqa: E731
-        state, engine, data, post, max_side
+        state, engine, data, post
     )
     response, inference = await anyio.to_thread.run_sync(call, limiter=state.gate.limiter)
     state.metrics.observe_detection(inference, response.count)
@@ -191,7 +164,6 @@ async def detect(
     state: StateDep,
     min_score: MinScore = None,
     max_faces: MaxFaces = None,
-    max_side: MaxSide = None,
 ) -> DetectResponse:
     """Detect faces in one uploaded image."""
     _require_engine(state)
@@ -207,7 +179,7 @@ async def detect(
     else:  # raw body, whatever the declared type (curl --data-binary says form-urlencoded): bytes decide
         data = await read_stream(limited_request(request, limit, timeout))
     async with _admitted(state) as engine:
-        return await _run(state, engine, data, _post(state, min_score, max_faces), max_side)
+        return await _run(state, engine, data, _post(state, min_score, max_faces))
 
 
 @router.post(
@@ -226,7 +198,6 @@ async def detect_batch(
     state: StateDep,
     min_score: MinScore = None,
     max_faces: MaxFaces = None,
-    max_side: MaxSide = None,
 ) -> BatchResponse:
     """Detect faces in each uploaded image, in order."""
     settings = state.settings
@@ -248,7 +219,7 @@ async def detect_batch(
                 items.append(BatchItem(filename=upload.filename, status=413, error=error))
                 continue
             try:
-                result = await _run(state, engine, data, post, max_side)
+                result = await _run(state, engine, data, post)
             except ImageError as exc:
                 items.append(BatchItem(filename=upload.filename, status=exc.status_code, error=exc.detail))
             else:
@@ -317,6 +288,7 @@ async def model_info(state: StateDep) -> ModelInfo:
     return ModelInfo(
         name=str(info.get("name", "unknown")),
         format_version=str(info.get("format_version", "unknown")),
+        version=model_version(info.get("provenance"), info.get("sha256")),
         file=state.model_path.name if state.model_path else None,
         file_bytes=info.get("file_bytes"),
         stored_bytes=info.get("stored_bytes"),

@@ -45,9 +45,6 @@ class DetectResponse(BaseModel):
     faces: list[Face] = Field(description="Detections, best score first, after min_score and max_faces.")
     count: int = Field(description="Number of faces returned (len(faces)).")
     image: ImageInfo = Field(description="Size and format of the uploaded image; boxes are in these pixels.")
-    scale: float = Field(
-        description="Factor applied before detection (< 1 when max_side shrank the image); boxes are mapped back."
-    )
     model: ModelRef = Field(description="The model that ran.")
     inference_ms: float = Field(description="Time spent in the detector, milliseconds.")
     total_ms: float = Field(description="Decode + resize + detect time, milliseconds (excludes upload).")
@@ -82,6 +79,9 @@ class ModelInfo(BaseModel):
 
     name: str = Field(description="Model family, e.g. 'dupnet-tinier-yolo'.")
     format_version: str = Field(description="Model file format version.")
+    version: str = Field(
+        description="The model file's version, <export date>+<sha256 prefix> (as `facedet summary FILE` prints it)."
+    )
     file: str | None = Field(default=None, description="Model file name (no directory).")
     file_bytes: int | None = Field(default=None, description="Size of the model file in bytes.")
     stored_bytes: int | None = Field(default=None, description="Bytes of stored weights (packed integers).")

@@ -7,7 +7,8 @@
 - ``Content-Security-Policy``: the demo page and its static files may load only same-origin
   scripts, styles and connections (images also from ``blob:``/``data:`` URLs, which the page
   uses for previews); JSON and text answers get ``default-src 'none'``. The interactive docs
-  (``/docs``, ``/redoc``) load Swagger/ReDoc from a CDN, so they keep FastAPI's own defaults.
+  (``/docs``, ``/redoc``) are pages with inline scripts (Swagger UI and ReDoc assets served
+  offline from ``/static-offline-docs``), so they get no CSP header.
 
 The ``server: uvicorn`` banner is switched off where uvicorn is started (``facedet serve``).
 """
@@ -31,7 +32,7 @@ COMMON = (
 
 
 def csp_for(path: str) -> str | None:
-    """The Content-Security-Policy of a request path (None for the CDN-based docs pages)."""
+    """The Content-Security-Policy of a request path (None for the docs pages and their inline scripts)."""
     if path.startswith(DOCS_PATHS):
         return None
     if path == "/" or path.startswith("/static/"):

@@ -3,21 +3,36 @@
 Every field has a default, so ``Settings()`` works in a bare environment (importing the app never
 fails for want of configuration). ``facedet serve`` passes its flags through environment
 variables, so every uvicorn worker process sees the same settings.
+
+The model is the one exception: ``model_path`` is a constructor argument only, and the model's
+environment variable ``FACEDET_MODEL`` is read in one place, ``facedet.paths.resolve_model``
+(shared with the command line and the Python API).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 MB = 1024 * 1024
 
 
 def _default_concurrency() -> int:
     return max(1, min(4, os.cpu_count() or 1))
+
+
+class _EnvWithoutModel(EnvSettingsSource):
+    """``FACEDET_*`` variables for every field but ``model_path`` (see the module docstring)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        if field_name == "model_path":
+            return None, field_name, False
+        return super().get_field_value(field, field_name)
 
 
 class Settings(BaseSettings):
@@ -27,8 +42,8 @@ class Settings(BaseSettings):
 
     model_path: Path | None = Field(
         default=None,
-        description="Integer model file (*.fdet). None: facedet.paths.default_model_path() "
-        "(FACEDET_MODEL, then ./weights/default.fdet, then the repository's weights/default.fdet).",
+        description="Integer model file or model name (constructor only). None: facedet.paths.resolve_model() "
+        "(FACEDET_MODEL, else the best shipped model).",
     )
     max_upload_bytes: int = Field(
         default=10 * MB, ge=1, description="Largest image upload in bytes; enforced while the body is read."
@@ -85,3 +100,16 @@ class Settings(BaseSettings):
     docs_enabled: bool = Field(
         default=True, description="Serve /docs, /redoc and /openapi.json (turn off in production if unwanted)."
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Constructor arguments, then the environment (without the model: ``FACEDET_MODEL`` is
+        resolved by ``facedet.paths``)."""
+        return init_settings, _EnvWithoutModel(settings_cls)

@@ -1,9 +1,11 @@
 """The browser demo in real headless Chromium: fake webcam (a .y4m made from a face image) -> service -> boxes.
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (``scripts/ci_system_deps.sh`` installs them)
-and the ``selenium`` package; skipped with the reason when any is missing. The model is a random
-integer model with ``min_score=0``, so the service always returns boxes; the test checks that
-the page drew exactly the boxes the service returned, and that green box pixels are on the canvas.
+and the ``selenium`` package; skipped with the reason when any is missing. The service runs the
+shipped default model (what a user gets). The tests check that the page drew exactly the boxes
+the service returned, that green box pixels are on the canvas, and, for an uploaded image with
+known face positions (tests/data/service/README.md), that a drawn box lies on each face where the
+page shows it (the overlay canvas must sit exactly on the image).
 """
 
 from __future__ import annotations
@@ -56,12 +58,11 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from facedet.testing import write_random_model
-
     tmp = tmp_path_factory.mktemp("browser")
-    model = write_random_model(tmp / "random.fdet", seed=0)
     port = free_port()
-    env = {**os.environ, "FACEDET_MODEL_PATH": str(model), "PYTHONPATH": str(REPO)}
+    env = {k: v for k, v in os.environ.items() if k != "FACEDET_MODEL"} | {
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    }
     cmd = [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory", "--port", str(port)]
     log = (tmp / "server.log").open("w")
     process = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -153,3 +154,38 @@ def test_chosen_image_file_gets_boxes_drawn(server: str, browser: webdriver.Chro
     WebDriverWait(browser, 20).until(lambda d: body_data(d, "state") == "image" and int(body_data(d, "frames")) >= 1)
     assert 1 <= int(body_data(browser, "drawn-boxes")) <= 3
     assert browser.execute_script(GREEN_PIXELS_JS)[2] > 50
+
+
+FACE_BOXES = [(101, 124, 234, 257), (458, 159, 550, 251)]  # x1, y1, x2, y2 in faces_640x480.jpg
+
+LAYOUT_JS = """
+const img = document.getElementById('still'), c = document.getElementById('overlay');
+const ir = img.getBoundingClientRect(), cr = c.getBoundingClientRect();
+return {image: [ir.left, ir.top, ir.width / img.naturalWidth, ir.height / img.naturalHeight],
+        canvas: [cr.left, cr.top, cr.width / c.width, cr.height / c.height],
+        faces: window.facedetLast.faces};
+"""
+
+
+def test_uploaded_image_boxes_lie_on_the_faces(server: str, browser: webdriver.Chrome) -> None:
+    browser.get(f"{server}/?min_score=0.5")
+    browser.find_element(By.ID, "file-input").send_keys(str(FACES))
+    WebDriverWait(browser, 20).until(lambda d: body_data(d, "state") == "image" and int(body_data(d, "frames")) >= 1)
+    layout = browser.execute_script(LAYOUT_JS)
+    (il, it, isx, isy), (cl, ct, csx, csy) = layout["image"], layout["canvas"]
+    assert abs(il - cl) < 1 and abs(it - ct) < 1, f"overlay at {cl, ct}, image at {il, it}"
+    # Where the page shows each drawn box's centre, and each known face, in CSS pixels.
+    centres = [(cl + (f["x"] + f["width"] / 2) * csx, ct + (f["y"] + f["height"] / 2) * csy) for f in layout["faces"]]
+    for x1, y1, x2, y2 in FACE_BOXES:
+        face = (il + x1 * isx, it + y1 * isy, il + x2 * isx, it + y2 * isy)
+        assert any(face[0] <= x <= face[2] and face[1] <= y <= face[3] for x, y in centres), (face, centres)
+
+
+def test_api_docs_render_from_local_assets(server: str, browser: webdriver.Chrome) -> None:
+    """Swagger UI draws the API from assets the service serves itself (no CDN: works air-gapped)."""
+    browser.get(f"{server}/docs")
+    WebDriverWait(browser, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".swagger-ui .info .title"))
+    assert "facedet" in browser.find_element(By.CSS_SELECTOR, ".swagger-ui .info .title").text
+    assert browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path[data-path='/v1/detect']")
+    scripts = browser.execute_script("return [...document.scripts].map(s => s.src).filter(Boolean);")
+    assert scripts and all(src.startswith(server) for src in scripts), scripts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import cv2
@@ -82,8 +83,61 @@ def test_unopenable_source_is_a_clear_error(
         open_capture(str(tmp_path / "missing.mp4"))
     not_video = tmp_path / "not_video.mp4"
     not_video.write_bytes(b"this is not a video")
-    assert main(["camera", "--source", str(not_video), "--model", str(model_path), "--headless"]) == 2
+    out = ["--headless", "--output", str(tmp_path / "o.mp4")]
+    assert main(["camera", "--source", str(not_video), "--model", str(model_path), *out]) == 2
     assert "cannot open video source" in capsys.readouterr().err
-    assert main(["camera", "--source", "97", "--model", str(model_path), "--headless"]) == 2
+    assert main(["camera", "--source", "97", "--model", str(model_path), *out]) == 2
     assert "cannot open camera 97" in capsys.readouterr().err
-    assert main(["camera", "--source", "0", "--model", str(tmp_path / "missing.fdet"), "--headless"]) == 2
+    assert main(["camera", "--source", "0", "--model", str(tmp_path / "missing.fdet"), *out]) == 2
+
+
+def test_headless_without_output_is_refused_before_any_work(
+    tmp_path: Path, model_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    video = write_video(tmp_path / "clip.avi")
+    assert main(["camera", "--source", str(video), "--model", str(model_path), "--headless"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--headless" in err and "--output" in err
+
+
+def test_window_without_gui_or_extra_says_how_to_get_one(
+    tmp_path: Path, model_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import service.camera_window as camera_window
+
+    monkeypatch.setattr(camera_window, "opencv_has_gui", lambda: False)
+    monkeypatch.setitem(sys.modules, "pygame", None)  # the camera extra is not installed
+    video = write_video(tmp_path / "clip.avi")
+    assert main(["camera", "--source", str(video), "--model", str(model_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "facedet-tiny[camera]" in err and "--headless" in err
+
+
+def test_pygame_window_shows_the_annotated_frames(
+    tmp_path: Path, model_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pygame = pytest.importorskip("pygame")
+    import service.camera_window as camera_window
+    from facedet.engine import IntEngine
+
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")  # a real SDL window, drawn off-screen
+    monkeypatch.setattr(camera_window, "opencv_has_gui", lambda: False)
+    shown: list[np.ndarray] = []
+    original = camera_window.PygameWindow.show
+
+    def show(self: camera_window.PygameWindow, frame: np.ndarray) -> bool:
+        keep_going = original(self, frame)
+        shown.append(pygame.surfarray.array3d(pygame.display.get_surface()).transpose(1, 0, 2)[:, :, ::-1])
+        return keep_going
+
+    monkeypatch.setattr(camera_window.PygameWindow, "show", show)
+    frames: list[np.ndarray] = []
+    stats = run_camera(
+        IntEngine.load(model_path),
+        str(write_video(tmp_path / "clip.avi")),
+        max_frames=3,
+        min_score=0.0,
+        on_frame=lambda frame, _: frames.append(frame.copy()),
+    )
+    assert stats.frames == 3 and len(shown) == 3
+    assert np.array_equal(shown[-1], frames[-1])  # the window holds exactly the annotated frame

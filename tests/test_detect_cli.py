@@ -49,7 +49,7 @@ def test_detect_default_model_from_env(
 
 
 def test_detect_missing_model(tmp_path: Path, image_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["detect", str(image_file), "--model", str(tmp_path / "none.fdet")]) == 1
+    assert main(["detect", str(image_file), "--model", str(tmp_path / "none.fdet")]) == 2
     assert "none.fdet" in capsys.readouterr().err
 
 

@@ -37,7 +37,7 @@ def test_serve_extra_installs_and_runs_without_torch(tmp_path: Path) -> None:
     # Copy the tree (only what the image copies) so the build never writes into the checkout.
     src = tmp_path / "src"
     src.mkdir()
-    for name in ("pyproject.toml", "README.md", "setup.py"):
+    for name in ("pyproject.toml", "README.md", "LICENSE", "setup.py"):
         if (REPO / name).exists():
             shutil.copy2(REPO / name, src / name)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.so")  # the extension is built by the install
@@ -66,11 +66,19 @@ def test_serve_extra_installs_and_runs_without_torch(tmp_path: Path) -> None:
     if shutil.which("gcc"):  # pip compiled the native engine from csrc/native
         assert "'c'" in check.stdout, check.stdout
 
+    # The packaged models: a model name works outside the checkout, with no weights/ folder around.
+    faces = REPO / "tests" / "data" / "service" / "faces_640x480.jpg"
+    detect = subprocess.run(
+        [str(venv / "bin" / "facedet"), "detect", str(faces), "--model", "dupnet-tinier-yolo", "--json"],
+        capture_output=True, text=True, timeout=120, cwd=work, env=env,
+    )  # fmt: skip
+    assert detect.returncode == 0 and '"boxes": [{' in detect.stdout, detect.stderr
+
     model = write_random_model(tmp_path / "model.fdet", seed=0)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server_env = {**env, "FACEDET_MODEL_PATH": str(model)}
+    server_env = {**env, "FACEDET_MODEL": str(model)}
     cmd = [str(venv / "bin" / "uvicorn"), "service.app:create_app", "--factory", "--port", str(port)]
     server = subprocess.Popen(cmd, cwd=work, env=server_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
@@ -85,6 +93,9 @@ def test_serve_extra_installs_and_runs_without_torch(tmp_path: Path) -> None:
                     conn.request("GET", "/")  # the browser demo page is packaged (package-data)
                     page = conn.getresponse()
                     assert page.status == 200 and b"/static/app.js" in page.read()
+                    conn.request("GET", "/docs")  # Swagger UI from the installed fastapi-offline
+                    docs = conn.getresponse().read()
+                    assert b"swagger-ui-bundle.js" in docs and b"cdn.jsdelivr" not in docs
                     break
             except OSError:
                 pass

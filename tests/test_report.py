@@ -57,6 +57,27 @@ def test_report_renders_every_model(tmp_path: Path) -> None:
         assert "published, not measured" in doc and all(p.model in doc for p in PUBLISHED)
         assert "3 images with 3 faces scored" in doc and "1 images (1 faces)" in doc
     assert "36,900" in text and "12,345,678 (416)" in text
+    # Cosmetics a reader meets: no literal Markdown in the HTML, no citation of a file outside the
+    # repository, the table scrolls instead of overflowing, ground truth has a colour of its own.
+    assert "`" not in page and "<code>" in page
+    assert "REFERENCE.md" not in page and "REFERENCE.md" not in text
+    assert "<div class='wide'><table>" in page
+    from facedet.evaluation import report
+
+    assert "#00c800" not in report._COLORS and report.GROUND_TRUTH_BGR == (0, 200, 0)
+    xs = report.published_marker_x(len(PUBLISHED), 2000)
+    assert len(set(xs)) == len(PUBLISHED) and abs(sum(xs) / len(xs) - 1000) < 1e-9
+
+
+def test_default_model_is_labelled_by_its_name(tmp_path: Path) -> None:
+    from facedet.cli import main
+
+    out = tmp_path / "report"
+    default = Path(__file__).resolve().parent.parent / "weights" / "default.fdet"
+    args = ["eval", "fddb", "--fddb-root", str(FIXTURE), "--model", str(default), "--max-images", "1"]
+    assert main([*args, "--out", str(out), "--no-report"]) == 0
+    models = json.loads((out / "metrics.json").read_text())["models"]
+    assert list(models) == ["ifq-tinier-yolo"]  # weights/default.fdet is a copy of IFQ today
 
 
 def test_split_label() -> None:
@@ -96,9 +117,11 @@ def test_cli_scores_detection_files_and_writes_report(tmp_path: Path) -> None:
     assert (out / "report.html").exists() and (out / "report.md").exists()
 
 
-def test_cli_rejects_unknown_peer(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="choose from: haar"):
-        main(["eval", "fddb", "--fddb-root", str(FIXTURE), "--out", str(tmp_path), "--peer", "nope", "--no-report"])
+def test_cli_rejects_unknown_peer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["eval", "fddb", "--fddb-root", str(FIXTURE), "--out", str(tmp_path), "--peer", "nope", "--no-report"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "choose from: haar" in err and err.count("\n") == 1
 
 
 def test_wider_ap_perfect_and_ignored_faces() -> None:

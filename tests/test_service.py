@@ -1,7 +1,7 @@
 """REST service: every endpoint and every error, through TestClient; one real uvicorn server.
 
 Most tests inject ``FakeEngine`` (boxes at fixed fractions of the image it is given), so the
-geometry of ``max_side`` and the filters can be checked exactly; the others load a random
+geometry of the boxes and the filters can be checked exactly; the others load a random
 integer model written by ``facedet.testing.write_random_model`` through the real lifespan.
 """
 
@@ -131,7 +131,7 @@ def test_detect_every_format_multipart_and_raw(client: TestClient, ext: str) -> 
         assert body["count"] == 3 == len(body["faces"])
         assert body["faces"][0] == {"x": 8.0, "y": 6.0, "width": 24.0, "height": 24.0, "score": 0.9}
         assert body["model"] == {"name": "fake-net", "version": "1", "sha256": "0" * 64}
-        assert body["scale"] == 1.0 and body["inference_ms"] >= 0 and body["total_ms"] >= body["inference_ms"]
+        assert "scale" not in body and body["inference_ms"] >= 0 and body["total_ms"] >= body["inference_ms"]
 
 
 def test_min_score_and_max_faces_filter(client: TestClient) -> None:
@@ -140,16 +140,6 @@ def test_min_score_and_max_faces_filter(client: TestClient) -> None:
     assert client.post("/v1/detect?min_score=0.7", content=data).json()["count"] == 1
     body = client.post("/v1/detect?min_score=0&max_faces=2", content=data).json()
     assert [f["score"] for f in body["faces"]] == [0.9, 0.6]
-
-
-def test_max_side_downscales_but_reports_original_pixels(client: TestClient, fake: FakeEngine) -> None:
-    data = encode(".png", 400, 200)
-    body = client.post("/v1/detect?max_side=100&min_score=0", content=data).json()
-    assert fake.shapes[-1] == (50, 100, 3)  # the engine saw the shrunken image
-    assert body["scale"] == 0.25 and body["image"]["width"] == 400
-    assert body["faces"][1] == {"x": 200.0, "y": 40.0, "width": 160.0, "height": 120.0, "score": 0.6}
-    client.post("/v1/detect?max_side=1000", content=data)
-    assert fake.shapes[-1] == (200, 400, 3)  # never enlarged
 
 
 def test_batch(client: TestClient) -> None:
@@ -205,7 +195,7 @@ def test_docs_and_openapi_describe_fields_and_errors(client: TestClient) -> None
     for code in ("400", "413", "415", "422", "503"):
         assert detect["responses"][code]["content"]["application/json"]["schema"]["$ref"].endswith("ErrorResponse")
     assert {"multipart/form-data", "image/jpeg"} <= set(detect["requestBody"]["content"])
-    assert {p["name"] for p in detect["parameters"]} == {"min_score", "max_faces", "max_side"}
+    assert {p["name"] for p in detect["parameters"]} == {"min_score", "max_faces"}
     assert all(p.get("description") for p in detect["parameters"])
     for name in ("Face", "DetectResponse", "ImageInfo", "ModelRef", "BatchResponse", "BatchItem", "ModelInfo"):
         for field, schema in spec["components"]["schemas"][name]["properties"].items():
@@ -305,7 +295,6 @@ def test_parameters_out_of_range(client: TestClient) -> None:
         ("min_score=abc", "min_score"),
         ("max_faces=0", "max_faces"),
         ("max_faces=1001", "max_faces"),
-        ("max_side=8", "max_side"),
     ]:
         assert_error(client.post(f"/v1/detect?{query}", content=png), 422, f"query parameter '{name}'")
     assert_error(client.post("/v1/detect?minscore=0.3", content=png), 422, "unknown query parameter", "minscore")
@@ -371,14 +360,16 @@ def test_real_engine_through_lifespan(real_client: TestClient, model_path: Path)
     assert real_client.get("/readyz").status_code == 200
     info = real_client.get("/v1/model").json()
     assert info["file"] == model_path.name and info["stored_bytes"] > 0 and len(info["sha256"]) == 64
+    assert info["version"].endswith("+" + info["sha256"][:8])  # the model file's version
     body = real_client.post("/v1/detect?min_score=0&max_faces=5", content=FACES.read_bytes()).json()
     assert body["image"] == {"width": 640, "height": 480, "format": "jpeg"}
     assert 1 <= body["count"] <= 5 and body["model"]["name"] == info["name"]
     for face in body["faces"]:
         assert 0 <= face["x"] and face["x"] + face["width"] <= 640.01
         assert 0 <= face["y"] and face["y"] + face["height"] <= 480.01
-    small = real_client.post("/v1/detect?min_score=0&max_side=320", content=FACES.read_bytes()).json()
-    assert small["scale"] == 0.5 and small["image"]["width"] == 640
+    # max_side is gone (the engine letterboxes to its input size anyway): an unknown parameter now.
+    gone = real_client.post("/v1/detect?max_side=320", content=FACES.read_bytes())
+    assert gone.status_code == 422 and "max_side" in gone.json()["detail"]
 
 
 def free_port() -> int:
@@ -391,9 +382,9 @@ def test_real_server_over_http(model_path: Path, tmp_path: Path) -> None:
     port = free_port()
     env = {
         **os.environ,
-        "FACEDET_MODEL_PATH": str(model_path),
+        "FACEDET_MODEL": str(model_path),
         "FACEDET_MAX_UPLOAD_BYTES": "100000",
-        "PYTHONPATH": str(REPO),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
     }
     cmd = [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory", "--port", str(port)]
     log = (tmp_path / "server.log").open("w")
@@ -491,3 +482,17 @@ def test_damaged_jpeg_scan_is_422_and_intact_ones_pass(client: TestClient, param
     middle = len(good) // 2
     damaged[middle : middle + 8] = b"\xff\x17\x00\x42\xff\xc0\x13\x37"  # an impossible marker inside the scan
     assert_error(client.post("/v1/detect", content=bytes(damaged)), 422, "damaged JPEG image")
+
+
+def test_docs_work_offline(client: TestClient) -> None:
+    """/docs and /redoc load their JavaScript and CSS from the service itself, never from a CDN."""
+    import re
+
+    for page in ("/docs", "/redoc"):
+        html = client.get(page).text
+        assert not re.search(r"(src|href)=['\"]https?://", html), f"{page} loads from the network"
+        assets = re.findall(r"(?:src|href)=['\"](/[^'\"]+\.(?:js|css))['\"]", html)
+        assert assets, html
+        for asset in assets:
+            response = client.get(asset)
+            assert response.status_code == 200 and len(response.content) > 10_000, asset

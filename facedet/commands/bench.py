@@ -12,7 +12,10 @@ median_ms, p90_ms, faces, peak_rss_mb, ...
 
     facedet bench --model-fdet weights/default.fdet --checkpoint runs/dup/best.pt \\
         --float-checkpoint runs/tiny/best.pt --peer haar --repeats 20
-    facedet bench --model-fdet weights/dupnet-tinier-yolo.fdet --engine native,numpy --threads 1 --json
+    facedet bench --model-fdet dupnet-tinier-yolo --engine native,numpy --threads 1 --json
+    facedet bench            # bare: the default integer model and the Haar peer
+
+Every model is checked in this process before the first timing run starts.
 """
 
 from __future__ import annotations
@@ -32,7 +35,13 @@ SYNTHETIC_SIZES = ((640, 480), (450, 340))
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``facedet bench``."""
-    parser.add_argument("--model-fdet", action="append", default=[], metavar="FILE", help="integer model file (.fdet)")
+    parser.add_argument(
+        "--model-fdet",
+        action="append",
+        default=[],
+        metavar="NAME|FILE",
+        help="integer model file (.fdet) or model name (repeatable)",
+    )
     parser.add_argument(
         "--engine", default=None, help="integer engines to time, comma-separated: native,numpy (default: the default)"
     )
@@ -128,7 +137,8 @@ def _run_worker(spec: dict[str, Any]) -> dict[str, Any]:
     )
     result = subprocess.run([sys.executable, "-c", code, json.dumps(spec)], capture_output=True, text=True, env=env)
     if result.returncode != 0:
-        raise RuntimeError(f"{spec['label']} ({spec['threads']} threads) failed:\n{result.stderr.strip()[-2000:]}")
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"{spec['label']} ({spec['threads']} threads) failed: {last}")
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -144,6 +154,19 @@ def flat_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _times(frame: dict[str, Any]) -> dict[str, Any]:
     return {"median_ms": frame["median_ms"], "p90_ms": frame["p90_ms"], "faces": frame["faces"]}
+
+
+def _check_source(source: str, img_size: int | None) -> None:
+    """Load the model once here (integer files and peers: fast); checkpoints are checked by type."""
+    from facedet.commands.common import check_img_size, require_extra
+    from facedet.paths import resolve_model
+    from facedet.runtime import is_checkpoint_file, load_detector
+
+    check_img_size(img_size)
+    if source.startswith("peer:") or not is_checkpoint_file(resolve_model(source)):
+        load_detector(source, img_size=img_size)
+    else:
+        require_extra("train", "torch", f"timing the checkpoint {source}")
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
@@ -186,9 +209,10 @@ def run(args: argparse.Namespace) -> int:
         label = Path(model).stem if len(args.model_fdet) > 1 else "integer engine"
         detectors += [(label, model, engine) for engine in engines]
     detectors += [(f"peer {name}", f"peer:{name}", None) for name in args.peer]
-    if not detectors:
-        print("error: nothing to time; give --model-fdet, --checkpoint, --float-checkpoint or --peer", file=sys.stderr)
-        return 2
+    if not detectors:  # bare `facedet bench`: the default integer model against the Haar peer
+        detectors = [("integer engine", "default", engine) for engine in engines] + [("peer haar", "peer:haar", None)]
+    for source in dict.fromkeys(source for _, source, _ in detectors):  # a bad model is one line now
+        _check_source(source, args.img_size)
     with tempfile.TemporaryDirectory(prefix="facedet-bench-") as tmp:
         if args.frames:
             from facedet.commands.export import image_files
@@ -199,23 +223,25 @@ def run(args: argparse.Namespace) -> int:
                 return 1
         else:
             frames = synthetic_frames(Path(tmp))
+        from tqdm import tqdm
+
         rows, failed = [], 0
-        for label, source, engine in detectors:
-            for threads in dict.fromkeys(thread_counts):
-                spec = {
-                    "label": label,
-                    "source": str(source),
-                    "threads": threads,
-                    "engine": engine,
-                    "frames": [str(f) for f in frames],
-                    "repeats": args.repeats,
-                    "img_size": args.img_size,
-                }
-                try:
-                    rows.append(_run_worker(spec))
-                except RuntimeError as exc:
-                    print(f"error: {exc}", file=sys.stderr)
-                    failed += 1
+        runs = [(label, source, engine, t) for label, source, engine in detectors for t in dict.fromkeys(thread_counts)]
+        for label, source, engine, threads in tqdm(runs, desc="bench", unit="run", disable=None):
+            spec = {
+                "label": label,
+                "source": str(source),
+                "threads": threads,
+                "engine": engine,
+                "frames": [str(f) for f in frames],
+                "repeats": args.repeats,
+                "img_size": args.img_size,
+            }
+            try:
+                rows.append(_run_worker(spec))
+            except RuntimeError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                failed += 1
     if args.json:
         print(json.dumps(flat_rows(rows), indent=2))
     else:

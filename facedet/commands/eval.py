@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from facedet.commands.common import UsageError, check_img_size, existing_dir, positive_int, score
 from facedet.commands.engine_args import add_engine_arguments, apply_engine_arguments
 
 log = logging.getLogger(__name__)
@@ -58,14 +59,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--peer", action="append", default=[], metavar="NAME", help="a peer detector to run, e.g. haar (repeatable)"
     )
     fddb.add_argument("--img-size", type=int, default=None, help="network input size in pixels (model default)")
-    fddb.add_argument("--max-images", type=int, default=None, help="score only the first N present images")
+    fddb.add_argument("--max-images", type=positive_int, default=None, help="score only the first N present images")
     fddb.add_argument(
-        "--min-score", type=float, default=0.01, help="lowest detection score kept (low, so the ROC reaches 2,000 FP)"
+        "--min-score", type=score, default=0.01, help="lowest detection score kept (low, so the ROC reaches 2,000 FP)"
     )
     fddb.add_argument("--folds", type=int, nargs="+", default=None, help="fold numbers 1..10 (default all)")
-    fddb.add_argument("--threads", type=int, default=None, help="OpenCV/torch threads while detecting")
+    fddb.add_argument("--threads", type=positive_int, default=None, help="OpenCV/torch threads while detecting")
     add_engine_arguments(fddb, threads=False)
-    fddb.add_argument("--samples", type=int, default=4, help="FDDB images shown in the report figure")
+    fddb.add_argument("--samples", type=positive_int, default=4, help="FDDB images shown in the report figure")
     fddb.add_argument("--no-report", action="store_true", help="write ROCs and metrics.json only")
 
     wider = sub.add_parser("wider", help="WIDER val AP50 and AP50:95 (pycocotools)")
@@ -76,8 +77,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     which.add_argument("--model", metavar="PATH", help="a .fdet integer model or .pt checkpoint")
     which.add_argument("--peer", metavar="NAME", help="a peer detector instead, e.g. haar")
     wider.add_argument("--img-size", type=int, default=None, help="network input size in pixels (model default)")
-    wider.add_argument("--max-images", type=int, default=None, help="score only the first N images")
-    wider.add_argument("--min-score", type=float, default=0.01, help="lowest detection score kept")
+    wider.add_argument("--max-images", type=positive_int, default=None, help="score only the first N images")
+    wider.add_argument("--min-score", type=score, default=0.01, help="lowest detection score kept")
     add_engine_arguments(wider, threads=False)
     wider.add_argument(
         "--min-face", type=float, default=0.0, help="faces smaller than this (pixels, either side) are ignore regions"
@@ -87,10 +88,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    check_img_size(args.img_size)
     problem = apply_engine_arguments(args)  # eval's --threads defaults to the libraries' own thread counts
     if problem:
-        print(f"error: {problem}")
-        return 2
+        raise UsageError(problem)
     if args.target == "wider":
         return _run_wider(args)
     return _run_fddb(args)
@@ -152,12 +153,29 @@ def _run_fddb(args: argparse.Namespace) -> int:
     from facedet.fddb_eval import FDDBScorer
 
     if not (args.detections or args.model or args.peer):
-        print("nothing to score: give --detections, --model or --peer")
-        return 2
+        raise UsageError("nothing to score: give --detections, --model or --peer")
+    if any(not 1 <= fold <= 10 for fold in args.folds or ()):
+        raise UsageError(f"--folds {' '.join(map(str, args.folds))}: fold numbers are 1..10")
+    existing_dir(args.fddb_root, "--fddb-root")
+    if not (args.fddb_root / "FDDB-folds").is_dir():
+        raise UsageError(f"--fddb-root {args.fddb_root}: no FDDB-folds/ folder (see data/README.md for the layout)")
+    for spec in args.detections:
+        if not split_label(spec)[0].is_file():
+            raise UsageError(f"--detections {spec}: no such file")
     if args.threads is not None:
         import cv2
 
         cv2.setNumThreads(args.threads)
+    # Every model is loaded (and so checked) before the first image is read: a bad --model
+    # fails in a second, not after another model's FDDB run.
+    models = []
+    for path, label in map(split_label, args.model):
+        detector = _load_model(path, args.img_size, args.min_score)
+        # weights/default.fdet is a copy of the best model: label it by what it is.
+        models.append((path, detector.name if label == "default" else label, detector))
+    from facedet.peers import load_peer
+
+    peers = [(name, load_peer(name)) for name in args.peer]
     fddb = load_fddb(args.fddb_root, args.folds).subset(args.max_images)
     print(
         f"FDDB: {len(fddb.images)} images with {fddb.num_faces} faces scored; "
@@ -195,15 +213,10 @@ def _run_fddb(args: argparse.Namespace) -> int:
             torch.set_num_threads(args.threads)
         except ImportError:
             pass
-    for spec in args.model:
-        path, label = split_label(spec)
-        detector = _load_model(path, args.img_size, args.min_score)
+    for path, label, detector in models:
         detections, info = _run_detector(detector, fddb, args.out / _safe(label))
         score(label, f"model {path}", detections, "rect", info)
-    for name in args.peer:
-        from facedet.peers import load_peer
-
-        detector = load_peer(name)
+    for name, detector in peers:
         detections, info = _run_detector(detector, fddb, args.out / _safe(name))
         score(name, f"peer {name}", detections, "rect", info)
 
@@ -246,17 +259,18 @@ def _run_wider(args: argparse.Namespace) -> int:
     from facedet.data.wider import load_wider
     from facedet.evaluation.wider_ap import wider_ap
 
-    samples, missing = load_wider(args.data_root, "val", allow_missing=True)
-    if missing:
-        print(f"WIDER val: {len(missing)} listed images missing, skipped")
-    if args.max_images is not None:
-        samples = samples[: args.max_images]
+    existing_dir(args.data_root, "--data-root")
     if args.peer is not None:
         from facedet.peers import load_peer
 
         detector = load_peer(args.peer)
     else:
         detector = _load_model(Path(args.model), args.img_size, args.min_score)
+    samples, missing = load_wider(args.data_root, "val", allow_missing=True)
+    if missing:
+        print(f"WIDER val: {len(missing)} listed images missing, skipped")
+    if args.max_images is not None:
+        samples = samples[: args.max_images]
     gts, dets = [], []
     for sample in tqdm(samples, desc="WIDER val", unit="img"):
         bgr = cv2.imread(str(sample.path), cv2.IMREAD_COLOR)

@@ -4,6 +4,11 @@ Quantized checkpoints (IFQ / DupNet) fold exactly and are verified bit for bit a
 model; a float Tiny-YOLO checkpoint exports to an 8-bit integer model calibrated on
 --calibration-dir images. --c-header writes the weights and thresholds as C99 const arrays for
 csrc/facedet_ref.c (from a checkpoint or an existing .fdet).
+
+The input size stored in the file is --img-size, else the checkpoint's deployment size
+(``deploy_img_size``, e.g. 416 for the shipped models), else its training size. Only integer model
+files (.fdet) and C headers are written: there is no ONNX export. Exporting a checkpoint needs the
+[train] extra (torch).
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
+
+from facedet.commands.common import UsageError, check_img_size, existing_dir, positive_int, require_extra, writable_file
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".webp")
 
@@ -26,9 +33,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="images (searched recursively) for 8-bit calibration and the parity check (default: synthetic)",
     )
-    parser.add_argument("--max-images", type=int, default=64, help="images taken from --calibration-dir (default 64)")
     parser.add_argument(
-        "--img-size", type=int, default=None, help="deployment input size stored in the file (default: training size)"
+        "--max-images", type=positive_int, default=64, help="images taken from --calibration-dir (default 64)"
+    )
+    parser.add_argument(
+        "--img-size",
+        type=int,
+        default=None,
+        help="deployment input size stored in the file (default: the checkpoint's deployment size)",
     )
     parser.add_argument(
         "--fddb-metrics",
@@ -78,31 +90,53 @@ def read_images(files: list[Path]) -> list:
     return images
 
 
+def check_args(args: argparse.Namespace, source: Path) -> None:
+    """Every argument check, before calibration images are read or torch is imported."""
+    from facedet.model_file import is_model_file
+
+    if not source.is_file():
+        raise UsageError(f"{source}: no such file")
+    if not args.out and not args.c_header:
+        raise UsageError("give --out FILE (.fdet) and/or --c-header FILE (.h)")
+    if args.out and Path(args.out).suffix.lower() != ".fdet":
+        raise UsageError(
+            f"--out {args.out}: facedet export writes integer model files (.fdet) only (there is no ONNX or "
+            "other export); name the file *.fdet, or use --c-header FILE.h for C"
+        )
+    if args.c_header and Path(args.c_header).suffix.lower() != ".h":
+        raise UsageError(f"--c-header {args.c_header}: name the C header *.h")
+    for flag, target in (("--out", args.out), ("--c-header", args.c_header)):
+        if target:
+            writable_file(target, flag)
+    check_img_size(args.img_size)
+    if args.calibration_dir:
+        existing_dir(args.calibration_dir, "--calibration-dir")
+    if is_model_file(source):
+        if args.out:
+            raise UsageError(f"{source} is already an integer model; use --c-header FILE.h")
+        return
+    from facedet.runtime import is_checkpoint_file
+
+    if not is_checkpoint_file(source):
+        raise UsageError(f"{source}: not a training checkpoint (.pt) or an integer model (.fdet)")
+    require_extra("train", "torch", "exporting a checkpoint")
+
+
 def run(args: argparse.Namespace) -> int:
     """Export; print the file, its size and its stored bytes."""
     from facedet.model_file import ModelFileError, is_model_file
 
     source = Path(args.source)
-    if not source.is_file():
-        print(f"error: {source}: no such file", file=sys.stderr)
-        return 1
-    if not args.out and not args.c_header:
-        print("error: give --out FILE (.fdet) and/or --c-header FILE (.h)", file=sys.stderr)
-        return 2
+    check_args(args, source)
     try:
         extra = fddb_figures(args.fddb_metrics) if args.fddb_metrics else None
-    except (OSError, ValueError, KeyError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except (OSError, KeyError) as exc:
+        raise UsageError(f"--fddb-metrics {args.fddb_metrics}: {exc}") from None
     images = None
     if args.calibration_dir:
         images = read_images(image_files(args.calibration_dir, args.max_images))
         if not images:
-            print(f"error: no readable images under {args.calibration_dir}", file=sys.stderr)
-            return 1
-    if is_model_file(source) and args.out:
-        print("error: the source is already an integer model; use --c-header", file=sys.stderr)
-        return 2
+            raise UsageError(f"--calibration-dir {args.calibration_dir}: no readable images")
     with tempfile.TemporaryDirectory(prefix="facedet-export-") as tmp:
         try:
             if is_model_file(source):
@@ -126,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
 
             engine = IntEngine.load(fdet)
         except (ModelFileError, ValueError, RuntimeError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"facedet export: error: {exc}", file=sys.stderr)
             return 1
     print(f"{engine.name}: {engine.stored_bytes:,} stored bytes, {engine.macs:,} MACs at {engine.config.img_size}")
     return 0

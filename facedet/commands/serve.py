@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 
+from facedet.commands.common import UsageError, positive_int, require_extra, score
 from facedet.commands.engine_args import add_engine_arguments, apply_engine_arguments
 
 
@@ -19,17 +20,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1; 0.0.0.0 = all)")
     parser.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000)")
     parser.add_argument(
-        "--model", metavar="FILE", help="integer model file (default: FACEDET_MODEL or weights/default.fdet)"
+        "--model", metavar="NAME|FILE", help="model name or integer model file (default: FACEDET_MODEL, else the best)"
     )
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default: 1)")
+    parser.add_argument("--workers", type=positive_int, default=1, help="uvicorn worker processes (default: 1)")
     parser.add_argument("--max-upload-mb", type=float, help="largest upload in MiB (default: 10)")
-    parser.add_argument("--max-pixels", type=int, help="largest width*height accepted (default: 25,000,000)")
+    parser.add_argument("--max-pixels", type=positive_int, help="largest width*height accepted (default: 25,000,000)")
     parser.add_argument(
-        "--max-concurrency", type=int, help="detections running at once per worker (default: CPUs, <= 4)"
+        "--max-concurrency", type=positive_int, help="detections running at once per worker (default: CPUs, <= 4)"
     )
-    parser.add_argument("--min-score", type=float, help="default min_score when a request omits it (default: 0.5)")
+    parser.add_argument("--min-score", type=score, help="default min_score when a request omits it (default: 0.5)")
     parser.add_argument(
-        "--max-connections", type=int, help="most open connections per worker; beyond it 503 (default: 128)"
+        "--max-connections", type=positive_int, help="most open connections per worker; beyond it 503 (default: 128)"
     )
     parser.add_argument(
         "--header-timeout", type=float, metavar="S", help="close connections without complete headers after S s (10)"
@@ -44,7 +45,7 @@ def settings_env(args: argparse.Namespace) -> dict[str, str]:
     """The FACEDET_* environment variables that carry the flags to every worker process."""
     env: dict[str, str] = {"FACEDET_LOG_LEVEL": args.log_level}
     if args.model:
-        env["FACEDET_MODEL_PATH"] = os.path.abspath(args.model)
+        env["FACEDET_MODEL"] = os.path.abspath(args.model)
     if args.max_upload_mb is not None:
         env["FACEDET_MAX_UPLOAD_BYTES"] = str(int(args.max_upload_mb * 1024 * 1024))
     if args.max_pixels is not None:
@@ -65,36 +66,32 @@ def settings_env(args: argparse.Namespace) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Validate the model path, then run uvicorn until interrupted."""
+    """Check the flags and load the model once (a bad file is one line here, not a worker's
+    traceback), then run uvicorn until interrupted."""
+    require_extra("serve", "fastapi", "`facedet serve`")
     import uvicorn
 
-    from facedet.paths import default_model_path
+    from facedet.engine import IntEngine
+    from facedet.paths import resolve_model
     from service.server import uvicorn_options
     from service.settings import Settings
 
-    if args.workers < 1:
-        print("error: --workers must be >= 1", file=sys.stderr)
-        return 2
+    if not 0 < args.port < 65536:
+        raise UsageError(f"--port {args.port}: must be 1..65535")
+    if args.max_upload_mb is not None and args.max_upload_mb <= 0:
+        raise UsageError(f"--max-upload-mb {args.max_upload_mb}: must be positive")
     problem = apply_engine_arguments(args)  # FACEDET_ENGINE and thread limits reach every worker
     if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
-    try:
-        model = os.path.abspath(args.model) if args.model else str(default_model_path())
-    except FileNotFoundError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if not os.path.isfile(model):
-        print(f"error: model file {model} does not exist", file=sys.stderr)
-        return 2
-    args.model = model
+        raise UsageError(problem)
+    model = resolve_model(args.model)
+    IntEngine.load(model)  # ModelFileError (a ValueError): one line, exit 2
+    args.model = str(model.resolve())
     os.environ.update(settings_env(args))  # workers (separate processes) read settings from here
-    print(f"facedet: serving {model} on http://{args.host}:{args.port} ({args.workers} worker(s))", file=sys.stderr)
     try:
         settings = Settings()
     except ValueError as exc:  # pydantic's ValidationError: a FACEDET_* value out of range
-        print(f"error: invalid setting: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
+        raise UsageError(f"invalid setting: {' '.join(str(exc).split())}") from None
+    print(f"facedet: serving {model} on http://{args.host}:{args.port} ({args.workers} worker(s))", file=sys.stderr)
     uvicorn.run(
         "service.app:create_app",
         factory=True,

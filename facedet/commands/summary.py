@@ -2,21 +2,26 @@
 
 facedet summary --model dupnet-tinier-yolo [--img-size 416] [--json]
 facedet summary weights/default.fdet        # stored bytes read from the file + file overhead
-facedet summary runs/x/best.pt              # the checkpoint's config
+facedet summary dupnet-tinier-yolo          # a shipped model by name (its .fdet file)
+facedet summary runs/x/best.pt              # the checkpoint's config (needs the [train] extra)
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
-import sys
 from pathlib import Path
 from typing import Any
+
+from facedet.commands.common import UsageError, check_img_size, require_extra
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``facedet summary``."""
-    parser.add_argument("file", nargs="?", metavar="FILE", help="integer model (.fdet) or checkpoint (.pt)")
+    parser.add_argument(
+        "file", nargs="?", metavar="FILE", help="integer model (.fdet or a model name) or checkpoint (.pt)"
+    )
     parser.add_argument("--model", metavar="NAME", help="a preset: tiny-yolo, ifq-tinier-yolo, dupnet-tinier-yolo")
     parser.add_argument("--img-size", type=int, help="input size for map sizes and MACs (default: the model's)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -39,16 +44,20 @@ def _fdet_summary(path: Path, img_size: int | None, as_json: bool) -> int:
     from facedet.config import ModelConfig
     from facedet.model_file import read_model_file
     from facedet.model_summary import format_table, summary_dict
+    from facedet.model_version import model_version
 
     manifest, _ = read_model_file(path)
     config = ModelConfig.from_dict(manifest["model_config"])
     file_bytes = path.stat().st_size
+    version = model_version(manifest.get("provenance"), hashlib.sha256(path.read_bytes()).hexdigest())
     rows = file_layers(manifest)
     stored = sum(r["stored_bytes"] for r in rows)
     if as_json:
         data = summary_dict(config, img_size) if config.quantized else {"model": config.name}
         data |= {
             "file": str(path),
+            "version": version,
+            "format_version": manifest["format_version"],
             "file_bytes": file_bytes,
             "file_stored_bytes": stored,
             "file_overhead_bytes": file_bytes - stored,
@@ -61,7 +70,7 @@ def _fdet_summary(path: Path, img_size: int | None, as_json: bool) -> int:
     if config.quantized:  # the config-derived table, whose stored bytes the file must equal
         print(format_table(config, img_size, file_bytes=file_bytes))
         print()
-    print(f"{path}: {config.name}, format {manifest['format_version']}")
+    print(f"{path}: {config.name}, version {version}, format {manifest['format_version']}")
     print(f"{'layer':<8} {'op':<15} {'stored B':>9}  arrays")
     for r in rows:
         detail = ", ".join(f"{k} {v:,}" for k, v in r["arrays"].items())
@@ -76,31 +85,30 @@ def _fdet_summary(path: Path, img_size: int | None, as_json: bool) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Print the summary table (or JSON)."""
-    from facedet.model_file import ModelFileError, is_model_file
+    from facedet.model_file import is_model_file
     from facedet.model_summary import format_table, summary_dict
 
     if bool(args.file) == bool(args.model):
-        print("error: give either FILE or --model NAME", file=sys.stderr)
-        return 2
-    try:
-        if args.model:
-            from facedet.models import model_config
+        raise UsageError("give either FILE or --model NAME")
+    check_img_size(args.img_size)
+    if args.model:
+        from facedet.models import model_config
 
-            config = model_config(args.model, **({"img_size": args.img_size} if args.img_size else {}))
-        else:
-            path = Path(args.file)
-            if not path.is_file():
-                print(f"error: {path}: no such file", file=sys.stderr)
-                return 1
-            if is_model_file(path):
-                return _fdet_summary(path, args.img_size, args.json)
-            from facedet.config import ModelConfig
-            from facedet.models.checkpoint import load_checkpoint
+        config = model_config(args.model, **({"img_size": args.img_size} if args.img_size else {}))
+    else:
+        from facedet.paths import resolve_model
+        from facedet.runtime import is_checkpoint_file
 
-            config = ModelConfig.from_dict(load_checkpoint(path)["model_config"])
-    except (ModelFileError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        path = resolve_model(args.file)
+        if is_model_file(path):
+            return _fdet_summary(path, args.img_size, args.json)
+        if not is_checkpoint_file(path):
+            raise UsageError(f"{path}: not an integer model (.fdet) or a training checkpoint (.pt)")
+        require_extra("train", "torch", "`facedet summary` of a checkpoint")
+        from facedet.config import ModelConfig
+        from facedet.models.checkpoint import load_checkpoint
+
+        config = ModelConfig.from_dict(load_checkpoint(path)["model_config"])
     if args.json:
         print(json.dumps(summary_dict(config, args.img_size), indent=2))
     else:

@@ -1,8 +1,9 @@
 """The FDDB report: ROC figures, a results table and sample images, as Markdown and one HTML file.
 
 ``write_report`` writes ``report.md`` (figures as PNG files beside it) and ``report.html`` (the
-same content, figures embedded as base64 PNG, so the file stands alone). Published numbers from
-``../shared/REFERENCE.md`` appear as reference rows marked "published, not measured".
+same content, figures embedded as base64 PNG, so the file stands alone). Published numbers (the
+``PUBLISHED`` rows, each naming its source: a paper or a project README) appear as reference rows
+marked "published, not measured".
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,7 +61,7 @@ class PublishedRow:
     note: str
 
 
-# From ../shared/REFERENCE.md section 4 (the metric and FP count behind the DupNet numbers are not given).
+# Published figures; the note names each source (the metric and FP count behind the DupNet numbers are not given).
 PUBLISHED: tuple[PublishedRow, ...] = (
     PublishedRow("Tiny-YOLO (face, DupNet paper)", 0.920, "63.1 MB fp32 (computed)", "DupNet abstract"),
     PublishedRow("DupNet-Tinier-YOLO", 0.880, "36.9 KB", "DupNet abstract"),
@@ -69,7 +71,21 @@ PUBLISHED: tuple[PublishedRow, ...] = (
     PublishedRow("LFFD v1", 0.973, "-", "LFFD README"),
 )
 
-_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
+# Model colours; no green among them: green is the ground truth in the sample figure.
+_COLORS = ("#1f77b4", "#d62728", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f")
+GROUND_TRUTH_BGR = (0, 200, 0)
+
+
+def published_marker_x(count: int, max_fp: int, at: int = 1000) -> list[float]:
+    """x positions of the published TPR@1000 markers: spread evenly around ``at`` (2% of the axis
+    apart), so that close values do not pile up on one spot."""
+    gap = 0.02 * max_fp
+    return [at + (j - (count - 1) / 2) * gap for j in range(count)]
+
+
+def _markdown_code_to_html(text: str) -> str:
+    """Escape for HTML, then turn Markdown `code` spans into <code> elements."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
 
 
 def operating_threshold(roc: Roc, max_fp: int = 1000) -> float:
@@ -106,9 +122,10 @@ def _roc_figure(entries: Sequence[ModelEntry], continuous: bool, max_fp: int) ->
         ax.step(roc.fp[order], tpr[order], where="post", color=_COLORS[i % len(_COLORS)], label=e.label)
     if not continuous:
         markers = "xP*^vD"
+        xs = published_marker_x(len(PUBLISHED), max_fp)
         for j, p in enumerate(PUBLISHED):  # in the legend, so close values stay readable
             ax.scatter(
-                [1000],
+                [xs[j]],
                 [p.disc_at_1000],
                 marker=markers[j % len(markers)],
                 color="gray",
@@ -152,7 +169,8 @@ def _samples_figure(entries: Sequence[ModelEntry], fddb: FDDBSet, num: int) -> b
         if bgr is None:
             continue
         for ra, rb, t, cx, cy in image.ellipses:
-            cv2.ellipse(bgr, (round(cx), round(cy)), (int(ra), int(rb)), float(np.degrees(t)), 0, 360, (0, 200, 0), 2)
+            angle = float(np.degrees(t))
+            cv2.ellipse(bgr, (round(cx), round(cy)), (int(ra), int(rb)), angle, 0, 360, GROUND_TRUTH_BGR, 2)
         for i, e in enumerate(with_dets):
             rows_ = np.asarray(e.detections[image.name], np.float64) if image.name in e.detections else np.zeros((0, 5))
             keep = rows_[rows_[:, -1] >= operating_threshold(e.evaluation.roc)] if rows_.size else rows_
@@ -214,7 +232,7 @@ def write_report(
     figures: list[tuple[str, str, bytes]] = [
         (
             "roc_discrete.png",
-            "Discrete ROC (match when overlap > 0.5; grey crosses: published TPR@1000 FP)",
+            "Discrete ROC (match when overlap > 0.5; grey markers: published TPR@1000 FP, spread around 1,000)",
             _roc_figure(entries, False, max_fp),
         ),
         ("roc_continuous.png", "Continuous ROC (sum of matched overlaps)", _roc_figure(entries, True, max_fp)),
@@ -255,8 +273,8 @@ def write_report(
     md += ["| " + " | ".join(r) + " |" for r in rows]
     md += [
         "",
-        "Rows marked *published, not measured* are copied from papers and READMEs "
-        "(../shared/REFERENCE.md, section 4); their metric details and FP counts are not all known.",
+        "Rows marked *published, not measured* are copied from the papers and READMEs named in their "
+        "source column; their metric details and FP counts are not all known.",
         "",
     ]
     for name, caption, _ in figures:
@@ -269,18 +287,20 @@ def write_report(
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>FDDB evaluation report</title>",
         "<style>body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse;"
         "font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}"
-        "td:first-child,td:nth-child(2){text-align:left}tr.published{color:#777;font-style:italic}"
+        "td:first-child,td:nth-child(2){text-align:left}td:nth-child(2){max-width:18em;overflow-wrap:anywhere}"
+        "tr.published{color:#777;font-style:italic}.wide{overflow-x:auto;max-width:100%}"
         "img{max-width:100%}</style></head><body>",
         "<h1>FDDB evaluation report</h1>",
-        f"<p>{esc(scope)}</p>",
-        f"<p>{esc(protocol)}</p>",
-        "<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>",
+        f"<p>{_markdown_code_to_html(scope)}</p>",
+        f"<p>{_markdown_code_to_html(protocol)}</p>",
+        "<div class='wide'><table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>",
     ]
     for r in rows:
         cls = " class='published'" if r[1].startswith("published") else ""
-        parts.append(f"<tr{cls}>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>")
+        parts.append(f"<tr{cls}>" + "".join(f"<td>{_markdown_code_to_html(c)}</td>" for c in r) + "</tr>")
     parts.append(
-        "</table><p>Rows in grey italics are <b>published, not measured</b> (../shared/REFERENCE.md, section 4).</p>"
+        "</table></div><p>Rows in grey italics are <b>published, not measured</b>, copied from the papers and "
+        "READMEs named in their source column.</p>"
     )
     for _, caption, data in figures:
         b64 = base64.b64encode(data).decode("ascii")

@@ -43,10 +43,12 @@ class TorchDetector:
     def from_checkpoint(
         cls, path: str | Path, img_size: int | None = None, post: PostProcess | None = None
     ) -> TorchDetector:
+        """Rebuild from a checkpoint; the input size defaults to its stored deployment size."""
+        from facedet.config import deployment_img_size
         from facedet.models.checkpoint import load_model
 
-        model, config, _ = load_model(path)
-        return cls(model, config, img_size, post)
+        model, config, data = load_model(path)
+        return cls(model, config, img_size or deployment_img_size(data, config), post)
 
     @torch.no_grad()
     def raw(self, letterboxed: NDArray[np.uint8]) -> NDArray[np.float32]:

@@ -2,7 +2,7 @@
 //
 // One request is in flight at a time: the next frame is sent when the previous answer arrives,
 // so a slow server lowers the frame rate instead of piling up requests.
-// The page's own URL may preset the controls: ?min_score=0.3&max_faces=10&max_side=480&autostart=1
+// The page's own URL may preset the controls: ?min_score=0.3&max_faces=10&autostart=1
 // After each drawn frame, <body> carries data-frames (frames drawn), data-last-count (faces in the
 // last answer) and data-drawn-boxes (rectangles drawn for it): tests read them.
 "use strict";
@@ -18,12 +18,6 @@
   let stream = null, running = false, frames = 0, fpsWindow = [];
 
   if (params.has("min_score")) { $("min-score").value = params.get("min_score"); }
-  if (params.has("max_side")) {
-    const opt = document.createElement("option");
-    opt.value = opt.textContent = params.get("max_side");
-    $("max-side").appendChild(opt);
-    $("max-side").value = params.get("max_side");
-  }
   const showMinScore = () => { $("min-score-value").textContent = Number($("min-score").value).toFixed(2); };
   $("min-score").addEventListener("input", showMinScore);
   showMinScore();
@@ -32,7 +26,6 @@
 
   function detectUrl() {
     const q = new URLSearchParams({ min_score: $("min-score").value });
-    if ($("max-side").value) q.set("max_side", $("max-side").value);
     if (params.has("max_faces")) q.set("max_faces", params.get("max_faces"));
     return "/v1/detect?" + q.toString();
   }
