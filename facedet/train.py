@@ -40,7 +40,7 @@ from facedet.ema import ModelEMA
 from facedet.evaluation.wider_ap import wider_ap
 from facedet.loss import RegionLossConfig, region_loss
 from facedet.models import build_model, model_config
-from facedet.models.checkpoint import load_checkpoint, save_checkpoint
+from facedet.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -245,6 +245,12 @@ def _load_split(
     rank must call this, the others waiting at a barrier)."""
     samples, _ = load_wider(cfg.data_root, split)
     samples = _subset(samples, limit, cfg.seed)
+    if split == "train" and len(samples) < cfg.batch_size * ctx.world:  # checked before the slow cache build
+        raise ValueError(
+            f"{len(samples)} training images are fewer than one batch of {cfg.batch_size}"
+            + (f" x {ctx.world} processes" if ctx.world > 1 else "")
+            + f"; use --batch-size {max(1, len(samples) // ctx.world)} or more images"
+        )
     cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir(cfg.data_root)
     name = f"wider-{split}" + (f"-n{limit}" if limit is not None else "")  # subsets never evict the full cache
     paths = [s.path for s in samples]
@@ -265,6 +271,17 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str,
     decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _load_resume_state(out: Path) -> dict[str, Any]:
+    """OUT/last.pt, or a CheckpointError that says what to do when it is damaged."""
+    try:
+        return load_checkpoint(out / "last.pt")
+    except CheckpointError as exc:
+        hint = (
+            f"; {out / 'best.pt'} may still be intact: continue with --init it" if (out / "best.pt").is_file() else ""
+        )
+        raise CheckpointError(f"cannot resume: {exc}{hint}") from exc
 
 
 def _init_from(model: torch.nn.Module, path: str) -> None:
@@ -303,7 +320,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
     resume_state = None
     if cfg.resume and (out / "last.pt").is_file():
-        resume_state = load_checkpoint(out / "last.pt")
+        resume_state = _load_resume_state(out)
         mcfg = ModelConfig.from_dict(resume_state["model_config"])
     else:
         mcfg = model_config(cfg.model, img_size=cfg.deploy_size or cfg.img_size)
@@ -371,6 +388,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             "step": step,
             "best_ap": best_ap,
             "metrics": metrics or {},
+            "epoch_sums": {"sums": dict(sums), "iterations": done_here},  # so a resumed epoch logs its whole mean
             "rng": _rng_state(),
         }
         for name in names:
@@ -385,8 +403,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                 train_set, batch_sampler=batches[iter_in_epoch:], collate_fn=collate, num_workers=cfg.workers
             )
             ddp_model.train()
-            sums: dict[str, float] = {}
-            done_here = 0  # iterations of this epoch run by this process (a resumed epoch has fewer)
+            # Loss sums of this epoch so far (a resumed epoch starts from the checkpoint's).
+            carried = resume_state.get("epoch_sums", {}) if resume_state is not None and iter_in_epoch else {}
+            sums: dict[str, float] = dict(carried.get("sums", {}))
+            done_here = int(carried.get("iterations", 0))  # iterations of this epoch counted in sums
             progress = None
             if ctx.main and cfg.progress:
                 from tqdm import tqdm

@@ -33,7 +33,7 @@ def test_two_gloo_processes_train_and_rank0_writes(wider_root: Path, tmp_path: P
     assert result.stdout.count("done: ") == 1 and "step 2" in result.stdout
     data = load_checkpoint(out / "last.pt")
     assert data["step"] == 2 and data["epoch"] == 1 and data["iter_in_epoch"] == 0
-    assert set(data["metrics"]) == {"ap50", "ap50_ge16"}
+    assert set(data["metrics"]) == {"ap50", "ap50_ge16", "ap50_ge48"}
     records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [(r["type"], r["step"]) for r in records] == [("step", 1), ("step", 2), ("epoch", 2)]  # not one per rank
     assert all(r["img_per_s"] > 0 for r in records[:2])

@@ -208,3 +208,40 @@ def test_ignore_regions_suppress_no_object_term() -> None:
 def test_channel_mismatch_raises() -> None:
     with pytest.raises(ValueError, match="expected 2\\*5"):
         region_loss(_raw(1, 1), _targets([[]], [[]]), torch.tensor([[1.0, 1.0], [2.0, 2.0]]), STRIDE)
+
+
+def test_multi_anchor_positives_follow_the_shape_iou_threshold() -> None:
+    # A 20 x 20 face between two square anchors: shape IoU 256/400 = 0.64 with the 16 x 16 anchor
+    # (its best match) and 400/900 = 0.444 with the 30 x 30 one; 64/400 = 0.16 with the 8 x 8 one.
+    anchors = torch.tensor([[8.0, 8.0], [16.0, 16.0], [30.0, 30.0]])
+    face = [6.0, 6.0, 26.0, 26.0]  # centre (16, 16): cell (0, 0), offset 0.5
+    raw = _raw(1, 3, fill=0.0)  # every prediction: offsets 0.5, tw = th = 0, objectness 0.5
+    targets = _targets([[face]], [[False]])
+    single = region_loss(raw, targets, anchors, STRIDE)
+    multi = region_loss(raw, targets, anchors, STRIDE, RegionLossConfig(multi_anchor_iou=0.4))
+    assert float(single["num_pos"]) == 1 and float(multi["num_pos"]) == 2
+    weight = 2 - 20 * 20 / 64**2
+    # centre offsets are exact (0.5); only tw, th = 0 vs log(20 / anchor) contribute
+    expected_single = weight * 2 * math.log(20 / 16) ** 2
+    expected_multi = expected_single + weight * 2 * math.log(20 / 30) ** 2
+    assert float(single["box"]) == pytest.approx(expected_single, rel=1e-9)
+    assert float(multi["box"]) == pytest.approx(expected_multi, rel=1e-9)
+    # objectness: each positive is BCE(logit 0, target 1) = log 2; the rest of the 12 predictions
+    # are negatives (BCE(0, 0) = log 2) unless their decoded box overlaps the face by IoU > 0.6.
+    assert float(multi["obj"]) == pytest.approx(2 * math.log(2), rel=1e-9)
+    assert float(single["obj"]) == pytest.approx(math.log(2), rel=1e-9)
+    # A threshold no anchor reaches keeps only the best one.
+    none = region_loss(raw, targets, anchors, STRIDE, RegionLossConfig(multi_anchor_iou=0.99))
+    assert float(none["num_pos"]) == 1 and float(none["box"]) == pytest.approx(expected_single, rel=1e-9)
+
+
+def test_rescore_targets_the_iou_of_the_decoded_box() -> None:
+    anchors = torch.tensor([[20.0, 20.0]])
+    face = [6.0, 6.0, 26.0, 26.0]  # centre (16, 16) in cell (0, 0)
+    raw = _raw(1, 1, fill=0.0)
+    raw[0, 2, 0, 0] = math.log(1.5)  # predicted 30 x 20 box centred on the face: IoU 400 / 600
+    raw[0, 4, 0, 0] = _logit(0.3)
+    terms = region_loss(raw, _targets([[face]], [[False]]), anchors, STRIDE, RegionLossConfig(rescore=True))
+    target = 400 / 600
+    expected = -(target * math.log(0.3) + (1 - target) * math.log(0.7))
+    assert float(terms["obj"]) == pytest.approx(expected, rel=1e-9)

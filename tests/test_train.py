@@ -108,6 +108,14 @@ def test_truncated_checkpoint_raises(wider_root: Path, tmp_path: Path, capsys: p
     assert _train(wider_root, out, tmp_path / "cache", "--epochs", "1", "--resume") == 2
     err = capsys.readouterr().err
     assert "last.pt" in err and "truncated" in err and err.count("\n") == 1
+    assert "best.pt" not in err  # no best.pt yet (one step, no validation): nothing to offer
+    # With an intact best.pt beside it, the message says how to continue from there.
+    assert _train(wider_root, tmp_path / "run2", tmp_path / "cache", "--epochs", "1", "--anchors", "preset") == 0
+    (tmp_path / "run2" / "last.pt").write_bytes(b"PK\x03\x04 truncated")
+    capsys.readouterr()
+    assert _train(wider_root, tmp_path / "run2", tmp_path / "cache", "--epochs", "2", "--resume") == 2
+    err = capsys.readouterr().err
+    assert "best.pt" in err and "--init" in err and err.count("\n") == 1
     (out / "empty.pt").write_bytes(b"")
     with pytest.raises(CheckpointError):
         load_checkpoint(out / "empty.pt")
@@ -164,3 +172,18 @@ def test_wider_ap_min_size_gives_the_training_log_ap50_ge16() -> None:
         Detections(np.array([[100, 100, 110, 110], [10, 10, 60, 70]], np.float32), np.array([0.95, 0.9], np.float32))
     ]
     assert wider_ap(ground_truth, both, min_size=16.0)["AP50"] == pytest.approx(1.0)
+
+
+def test_bad_arguments_fail_in_one_line_before_any_slow_work(
+    wider_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache = tmp_path / "cache"
+    # 8 fixture images cannot fill a batch of 32: refused before the image cache is built.
+    assert _train(wider_root, tmp_path / "a", cache, "--batch-size", "32") == 2
+    err = capsys.readouterr().err
+    assert "fewer than one batch of 32" in err and "--batch-size 8" in err and err.count("\n") == 1
+    assert not cache.exists()
+    assert _train(wider_root, tmp_path / "b", cache, "--img-size", "100") == 2
+    assert "multiple of 32" in capsys.readouterr().err
+    assert _train(tmp_path / "nowhere", tmp_path / "c", cache) == 2
+    assert "annotation file not found" in capsys.readouterr().err

@@ -74,9 +74,9 @@ class ScaleAwareCrop:
         if self.photometric is not None and hasattr(self.photometric, "set_random_seed"):
             self.photometric.set_random_seed(int(seed))
 
-    def choose_scale(self, boxes: NDArray[np.float32], ignore: NDArray[np.bool_], image_hw: tuple[int, int]) -> tuple[
-        float, int | None
-    ]:
+    def choose_scale(
+        self, boxes: NDArray[np.float32], ignore: NDArray[np.bool_], image_hw: tuple[int, int]
+    ) -> tuple[float, int | None]:
         """(image scale factor, index of the face the window must contain, or None for a whole image)."""
         heights = boxes[:, 3] - boxes[:, 1]
         candidates = np.flatnonzero(~ignore & (heights >= 2.0))
