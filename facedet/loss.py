@@ -11,7 +11,10 @@ anchor a (the layout ``facedet.anchors.decode_raw`` reads):
   + (tw - log(w/aw))^2 + (th - log(h/ah))^2]``, where (ox, oy) is the centre's offset in its
   cell; the (2 - area) factor weighs small faces up to twice as much as image-sized ones.
 - **obj** (matched anchors): ``object_scale * BCE(logit, target)``, target 1, or the IoU of the
-  decoded prediction with its face when ``rescore`` (darknet rescore=1).
+  decoded prediction with its face when ``rescore`` (darknet rescore=1), times the face's
+  ``obj_target`` when the batch has one (a teacher's score for faces only the teacher found).
+- Optional per-face ``weight`` (B, K) multiplies both the box and obj terms of that face
+  (``distill_weight`` for teacher-only faces, 1 for annotated ones).
 - **noobj** (every other prediction): ``noobject_scale * BCE(logit, 0)``, suppressed where the
   decoded box overlaps any face or ignore region with IoU > ``ignore_thresh`` (0.6), and near
   ignore regions: where the prediction lies mostly inside one (intersection / own area > 0.5)
@@ -65,6 +68,13 @@ def _intersection_over_first(a: Tensor, b: Tensor) -> Tensor:
     return inter / area_a[:, :, None].clamp(min=1e-9)
 
 
+def _per_face(targets: dict[str, Tensor], key: str, b_idx: Tensor, k_idx: Tensor, like: Tensor) -> Tensor:
+    """(P,) values of an optional per-box target (1 where the batch has none)."""
+    if key not in targets:
+        return like.new_ones(b_idx.shape[0])
+    return targets[key].to(device=like.device, dtype=like.dtype)[b_idx, k_idx]
+
+
 def region_loss(
     raw: Tensor,
     targets: dict[str, Tensor],
@@ -77,7 +87,8 @@ def region_loss(
     Args:
         raw: (B, A*5, H, W) head output.
         targets: ``boxes`` float (B, K, 4) xyxy network pixels, ``ignore`` bool (B, K), ``mask``
-            bool (B, K) real (non-padding) entries (``facedet.data.dataset.collate``).
+            bool (B, K) real (non-padding) entries, optional ``weight`` and ``obj_target`` float
+            (B, K) (``facedet.data.dataset.collate``).
         anchors: (A, 2) anchor width, height in network pixels.
         stride: grid cell size in pixels.
         config: scales and thresholds.
@@ -139,6 +150,9 @@ def region_loss(
     num_pos = b_idx.numel()
     if num_pos:
         gt = boxes[b_idx, k_idx]  # (P, 4)
+        # Per-face loss weight and objectness scale (teacher-only faces: distill weight, teacher score).
+        face_weight = _per_face(targets, "weight", b_idx, k_idx, raw)
+        face_obj = _per_face(targets, "obj_target", b_idx, k_idx, raw)
         gw = (gt[:, 2] - gt[:, 0]).clamp(min=1e-3)
         gh = (gt[:, 3] - gt[:, 1]).clamp(min=1e-3)
         gcx = (gt[:, 0] + gt[:, 2]) / 2
@@ -153,6 +167,7 @@ def region_loss(
             chosen |= shape_iou >= config.multi_anchor_iou
         pair, a_idx = chosen.nonzero(as_tuple=True)  # (P',) face index and anchor, face-major order
         b_idx, gt, gw, gh, gcx, gcy, ci, cj = (t[pair] for t in (b_idx, gt, gw, gh, gcx, gcy, ci, cj))
+        face_weight, face_obj = face_weight[pair], face_obj[pair]
         num_pos = pair.numel()
         ci_l, cj_l = ci.long(), cj.long()
         # Later faces win a shared (cell, anchor): keep the last occurrence of each slot.
@@ -164,13 +179,14 @@ def region_loss(
         b_idx, a_idx, cj_l, ci_l = b_idx[keep], a_idx[keep], cj_l[keep], ci_l[keep]
         gw, gh, gcx, gcy, gt = gw[keep], gh[keep], gcx[keep], gcy[keep], gt[keep]
         ci, cj = ci[keep], cj[keep]
+        face_weight, face_obj = face_weight[keep], face_obj[keep]
         num_pos = int(keep.sum())
 
         pxy = sig_xy[b_idx, a_idx, cj_l, ci_l]  # (P, 2)
         pwh = twh[b_idx, a_idx, cj_l, ci_l]  # (P, 2)
         txy = torch.stack([gcx / stride - ci, gcy / stride - cj], -1)
         twh_t = torch.stack([torch.log(gw / anchors[a_idx, 0]), torch.log(gh / anchors[a_idx, 1])], -1)
-        weight = config.coord_scale * (2.0 - (gw * gh) / (img_w * img_h))  # (P,)
+        weight = face_weight * config.coord_scale * (2.0 - (gw * gh) / (img_w * img_h))  # (P,)
         per_box = ((pxy - txy) ** 2).sum(-1) + ((pwh - twh_t) ** 2).sum(-1)
         box_loss = (weight * per_box).sum()
 
@@ -181,7 +197,8 @@ def region_loss(
                 obj_target = box_iou(pred[b_idx, flat][:, None, :], gt[:, None, :])[:, 0, 0]  # (P,)
         else:
             obj_target = torch.ones_like(pos_logit)
-        obj_loss = config.object_scale * F.binary_cross_entropy_with_logits(pos_logit, obj_target, reduction="sum")
+        obj_bce = F.binary_cross_entropy_with_logits(pos_logit, obj_target * face_obj, reduction="none")
+        obj_loss = config.object_scale * (face_weight * obj_bce).sum()
         noobj[b_idx, a_idx, cj_l, ci_l] = False
 
     noobj_loss = config.noobject_scale * F.binary_cross_entropy_with_logits(

@@ -57,10 +57,11 @@ def test_upscale_cap_picks_the_largest_face_and_reproduces_with_a_seed() -> None
 
 def test_cut_faces_become_ignore_invisible_ones_are_dropped() -> None:
     boxes = np.array([[10, 10, 30, 30], [50, 0, 90, 20], [56, 10, 66, 20], [70, 70, 90, 90]], np.float32)
-    kept, flags = _boxes_in_window(boxes, np.zeros(4, bool), 0, 0, 64, min_visibility=0.6)
-    # inside; 14/40 visible -> ignore; 8/10 visible -> kept as a face; outside -> dropped
+    labels = np.array([0, 2, 5, 6])  # bit 0: ignore; higher bits (a source index) travel unchanged
+    kept, flags = _boxes_in_window(boxes, labels, 0, 0, 64, min_visibility=0.6)
+    # inside; 14/40 visible -> ignore; 8/10 visible -> kept (already ignore); outside -> dropped
     assert kept.tolist() == [[10, 10, 30, 30], [50, 0, 64, 20], [56, 10, 64, 20]]
-    assert flags.tolist() == [False, True, False]
+    assert flags.tolist() == [0, 3, 5]
 
 
 def test_flip_mirrors_boxes_with_the_pixels() -> None:

@@ -2,7 +2,11 @@
 
 A sample is ``(image, target)``:
 - image: uint8 (3, S, S) BGR, letterboxed to the training size S (the model takes 0..255 pixels);
-- target: ``{"boxes": float32 (K, 4) xyxy in network pixels, "ignore": bool (K,)}``.
+- target: ``{"boxes": float32 (K, 4) xyxy in network pixels, "ignore": bool (K,), "weight": float32
+  (K,) loss weight, "obj_target": float32 (K,) objectness target}`` (1 and 1 for annotated faces).
+
+With a ``teacher`` (``facedet.data.teacher``), the teacher's confident detections that overlap no
+annotated box are added as soft faces: weight ``distill_weight``, objectness target = teacher score.
 
 Faces that are officially ``invalid`` or smaller than ``min_face`` pixels (either side) at the
 network input become *ignore regions*: the loss neither asks them to be detected nor penalises
@@ -24,6 +28,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from facedet.data.cache import ImageCache
+from facedet.data.teacher import TeacherBoxes, missed_faces
 from facedet.data.wider import WiderSample
 
 Target = dict[str, Tensor]
@@ -37,10 +42,18 @@ class FaceDataset(Dataset):
         cache: decoded images in the same order.
         transform: a ``facedet.data.transforms.build_transforms`` pipeline.
         min_face: faces whose width or height at the network input is below this become ignore.
+        teacher: cached teacher detections, one entry per cache image (distillation), or None.
+        distill_weight: loss weight of a teacher-only face.
     """
 
     def __init__(
-        self, samples: Sequence[WiderSample], cache: ImageCache, transform: Callable[..., Any], min_face: float = 4.0
+        self,
+        samples: Sequence[WiderSample],
+        cache: ImageCache,
+        transform: Callable[..., Any],
+        min_face: float = 4.0,
+        teacher: TeacherBoxes | None = None,
+        distill_weight: float = 1.0,
     ) -> None:
         if len(samples) != len(cache):
             raise ValueError(f"{len(samples)} samples but {len(cache)} cached images")
@@ -48,6 +61,10 @@ class FaceDataset(Dataset):
         self.cache = cache
         self.transform = transform
         self.min_face = float(min_face)
+        if teacher is not None and len(teacher) != len(cache):
+            raise ValueError(f"teacher detections cover {len(teacher)} images, the cache {len(cache)}")
+        self.teacher = teacher
+        self.distill_weight = float(distill_weight)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -71,13 +88,29 @@ class FaceDataset(Dataset):
             self.transform.set_random_seed(int(seed))
         image = np.asarray(self.cache.get(index))
         boxes, invalid = self.boxes_in_cache_frame(index)
-        out = self.transform(image=image, bboxes=boxes, ignore=invalid.astype(np.int64))
+        weight = np.ones(len(boxes), np.float32)
+        obj_target = np.ones(len(boxes), np.float32)
+        if self.teacher is not None:
+            extra, scores = missed_faces(boxes, *self.teacher.for_image(index))
+            boxes = np.concatenate([boxes, extra]).astype(np.float32)
+            invalid = np.concatenate([invalid, np.zeros(len(extra), bool)])
+            weight = np.concatenate([weight, np.full(len(extra), self.distill_weight, np.float32)])
+            obj_target = np.concatenate([obj_target, scores.astype(np.float32)])
+        # Label = 2 * source index + ignore bit: the transforms carry it with each surviving box.
+        labels = 2 * np.arange(len(boxes), dtype=np.int64) + invalid.astype(np.int64)
+        out = self.transform(image=image, bboxes=boxes, ignore=labels)
         boxes_out = np.asarray(out["bboxes"], np.float32).reshape(-1, 4)  # (K, 4) network pixels
-        ignore = np.asarray(out["ignore"], bool).reshape(-1)
+        labels_out = np.asarray(out["ignore"], np.int64).reshape(-1)
+        source = labels_out >> 1
         wh = boxes_out[:, 2:] - boxes_out[:, :2]
-        ignore = ignore | (wh.min(axis=1) < self.min_face)
+        ignore = (labels_out & 1).astype(bool) | (wh.min(axis=1) < self.min_face)
         pixels = torch.from_numpy(np.ascontiguousarray(out["image"].transpose(2, 0, 1)))  # (3, S, S) uint8
-        return pixels, {"boxes": torch.from_numpy(boxes_out), "ignore": torch.from_numpy(ignore)}
+        return pixels, {
+            "boxes": torch.from_numpy(boxes_out),
+            "ignore": torch.from_numpy(ignore),
+            "weight": torch.from_numpy(weight[source]),
+            "obj_target": torch.from_numpy(obj_target[source]),
+        }
 
 
 def _original_size(sample: WiderSample, cache: ImageCache, index: int) -> tuple[int, int]:
@@ -92,16 +125,23 @@ def collate(batch: Sequence[tuple[Tensor, Target]]) -> tuple[Tensor, Target]:
 
     Returns:
         images: uint8 (B, 3, S, S); targets: ``boxes`` float32 (B, K, 4), ``ignore`` bool (B, K),
-        ``mask`` bool (B, K) (True where a real box, padded entries are False).
+        ``mask`` bool (B, K) (True where a real box, padded entries are False), ``weight`` and
+        ``obj_target`` float32 (B, K) (1 where absent from a sample's target).
     """
     images = torch.stack([image for image, _ in batch])
     k = max((t["boxes"].shape[0] for _, t in batch), default=0)
     boxes = torch.zeros(len(batch), k, 4)
     ignore = torch.zeros(len(batch), k, dtype=torch.bool)
     mask = torch.zeros(len(batch), k, dtype=torch.bool)
+    weight = torch.ones(len(batch), k)
+    obj_target = torch.ones(len(batch), k)
     for i, (_, target) in enumerate(batch):
         n = target["boxes"].shape[0]
         boxes[i, :n] = target["boxes"]
         ignore[i, :n] = target["ignore"]
         mask[i, :n] = True
-    return images, {"boxes": boxes, "ignore": ignore, "mask": mask}
+        if "weight" in target:
+            weight[i, :n] = target["weight"]
+        if "obj_target" in target:
+            obj_target[i, :n] = target["obj_target"]
+    return images, {"boxes": boxes, "ignore": ignore, "mask": mask, "weight": weight, "obj_target": obj_target}

@@ -20,6 +20,8 @@ Call convention (as ``facedet.data.transforms``)::
 
 Faces cut by the window keep their clipped box; those less than ``min_visibility`` visible become
 ignore regions (neither positives nor negatives), those not visible at all are dropped.
+``ignore`` labels are integers whose bit 0 is the ignore flag; higher bits travel unchanged (the
+dataset keeps each box's source index there, as the albumentations policies carry labels).
 Torch-free (numpy + cv2); the photometric part is passed in (albumentations lives in transforms).
 """
 
@@ -103,9 +105,9 @@ class ScaleAwareCrop:
 
     def __call__(self, image: NDArray[np.uint8], bboxes: Any, ignore: Any) -> dict[str, Any]:
         boxes = np.asarray(bboxes, np.float32).reshape(-1, 4)
-        flags = np.asarray(ignore, bool).reshape(-1)
+        labels = np.asarray(ignore, np.int64).reshape(-1)
         height, width = image.shape[:2]
-        scale, face = self.choose_scale(boxes, flags, (height, width))
+        scale, face = self.choose_scale(boxes, (labels & 1).astype(bool), (height, width))
         new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
         interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
         resized = cv2.resize(image, (new_w, new_h), interpolation=interpolation)
@@ -118,14 +120,14 @@ class ScaleAwareCrop:
             x0 = self._window_origin(float(scaled[face, 0]), float(scaled[face, 2]), new_w)
             y0 = self._window_origin(float(scaled[face, 1]), float(scaled[face, 3]), new_h)
         window = _cut(resized, x0, y0, self.size)
-        boxes_out, flags_out = _boxes_in_window(scaled, flags, x0, y0, self.size, self.min_visibility)
+        boxes_out, labels_out = _boxes_in_window(scaled, labels, x0, y0, self.size, self.min_visibility)
         if self.rng.random() < self.flip_p:
             window = np.ascontiguousarray(window[:, ::-1])
             boxes_out = np.stack([self.size - boxes_out[:, 2], boxes_out[:, 1], self.size - boxes_out[:, 0],
                                   boxes_out[:, 3]], axis=1)  # fmt: skip
         if self.photometric is not None:
             window = self.photometric(image=window)["image"]
-        return {"image": window, "bboxes": boxes_out.astype(np.float32), "ignore": flags_out.astype(np.int64)}
+        return {"image": window, "bboxes": boxes_out.astype(np.float32), "ignore": labels_out}
 
 
 def _cut(image: NDArray[np.uint8], x0: int, y0: int, size: int) -> NDArray[np.uint8]:
@@ -140,14 +142,15 @@ def _cut(image: NDArray[np.uint8], x0: int, y0: int, size: int) -> NDArray[np.ui
 
 
 def _boxes_in_window(
-    boxes: NDArray[np.float32], ignore: NDArray[np.bool_], x0: int, y0: int, size: int, min_visibility: float
-) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
-    """Shift (K, 4) boxes into the window, clip them, drop invisible ones, flag partly visible ones."""
+    boxes: NDArray[np.float32], labels: NDArray[np.int64], x0: int, y0: int, size: int, min_visibility: float
+) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+    """Shift (K, 4) boxes into the window, clip them, drop invisible ones, set the ignore bit (bit 0
+    of ``labels``) of partly visible ones."""
     shifted = boxes - np.array([x0, y0, x0, y0], np.float32)
     clipped = np.clip(shifted, 0, size)
     area = np.prod(np.clip(shifted[:, 2:] - shifted[:, :2], 1e-6, None), axis=1)
     visible_wh = clipped[:, 2:] - clipped[:, :2]
     visible = np.prod(np.clip(visible_wh, 0, None), axis=1) / area
     keep = (visible_wh[:, 0] >= 1.0) & (visible_wh[:, 1] >= 1.0)
-    flags = ignore | (visible < min_visibility)
-    return clipped[keep], flags[keep]
+    labels = labels | (visible < min_visibility).astype(np.int64)
+    return clipped[keep], labels[keep]
