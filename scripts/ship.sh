@@ -14,7 +14,7 @@ RUNS=${RUNS:-runs}
 CKPT_DUPNET=${CKPT_DUPNET:-$RUNS/dupnet-tinier-yolo/best.pt}
 CKPT_IFQ=${CKPT_IFQ:-$RUNS/ifq-tinier-yolo/best.pt}
 CKPT_TINY=${CKPT_TINY:-$RUNS/tiny-yolo/best.pt}
-SIZE=${SIZE:-320}           # deployment input size, chosen on WIDER val (weights/README.md)
+SIZE=${SIZE:-416}           # deployment input size, chosen on WIDER val (weights/README.md)
 PEERS=${PEERS:---peer haar --peer retinaface-mnet}
 # TINY_DETS=DIR: score Tiny-YOLO from DIR/tiny-yolo-{int8,float}/detections.txt (+ run.json) of an
 # earlier run of this script instead of detecting again (only valid when CKPT_TINY is unchanged).
@@ -32,9 +32,11 @@ export_all() {  # $1: extra flags (e.g. --fddb-metrics)
 }
 
 export_all ""
-python scripts/slim_checkpoint.py "$CKPT_DUPNET" weights/dupnet-tinier-yolo.pt
-python scripts/slim_checkpoint.py "$CKPT_IFQ" weights/ifq-tinier-yolo.pt
-python scripts/slim_checkpoint.py "$CKPT_TINY" weights/tiny-yolo.fp16.pt --half
+python scripts/slim_checkpoint.py "$CKPT_DUPNET" weights/dupnet-tinier-yolo.pt --deploy-img-size "$SIZE"
+python scripts/slim_checkpoint.py "$CKPT_IFQ" weights/ifq-tinier-yolo.pt --deploy-img-size "$SIZE"
+# (via a temporary file: CKPT_TINY may be the shipped file itself, re-saved with the deployment size)
+python scripts/slim_checkpoint.py "$CKPT_TINY" weights/.tiny-yolo.fp16.pt.new --half --deploy-img-size "$SIZE"
+mv weights/.tiny-yolo.fp16.pt.new weights/tiny-yolo.fp16.pt
 
 if [ -n "$TINY_DETS" ]; then
   TINY="--detections $TINY_DETS/tiny-yolo-int8/detections.txt:tiny-yolo-int8"
