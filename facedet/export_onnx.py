@@ -108,7 +108,10 @@ def export_onnx(source: str | Path, out: str | Path, img_size: int | None = None
     if not is_model_file(path):
         raise ValueError(f"{path}: not an integer model file (.fdet); export a checkpoint to .fdet first")
     engine = IntEngine.load(path, img_size=img_size, engine="numpy")
-    model, graph = build_graph(engine.layers, engine.head, engine.name, engine.config.img_size)
+    try:
+        model, graph = build_graph(engine.layers, engine.head, engine.name, engine.config.img_size)
+    except ValueError as exc:
+        raise ValueError(f"{path}: this model cannot be written as ONNX: {exc}") from None
     sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
     onnx.helper.set_model_props(model, {METADATA_KEY: json.dumps(metadata(engine, graph.macs, graph.notes, sha256))})
     model.doc_string = f"facedet {engine.name}: letterboxed uint8 NHWC BGR image -> raw head map (decode outside)"

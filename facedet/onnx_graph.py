@@ -70,11 +70,15 @@ class GraphBuilder:
         return out
 
 
-def _u8_kernel(kernel: NDArray[np.integer]) -> NDArray[np.uint8]:
+def _int8_kernel(kernel: NDArray[np.integer], where: str) -> NDArray[np.int8]:
     k = np.asarray(kernel, np.int64)
-    if k.min() < -ZERO_POINT or k.max() > 255 - ZERO_POINT:
-        raise ValueError(f"kernel values {k.min()}..{k.max()} do not fit int8")
-    return (k + ZERO_POINT).astype(np.uint8)
+    if k.min() < -128 or k.max() > 127:
+        raise ValueError(f"{where}: kernel values {k.min()}..{k.max()} (summed duplicates) do not fit int8")
+    return k.astype(np.int8)
+
+
+def _u8_kernel(kernel: NDArray[np.integer], where: str) -> NDArray[np.uint8]:
+    return (_int8_kernel(kernel, where).astype(np.int64) + ZERO_POINT).astype(np.uint8)
 
 
 def conv_integer(g: GraphBuilder, x: str, kernel: NDArray[np.integer], x_zero: int, pixels: int, hint: str) -> str:
@@ -85,7 +89,7 @@ def conv_integer(g: GraphBuilder, x: str, kernel: NDArray[np.integer], x_zero: i
     g.macs += int(np.prod(kernel.shape)) * pixels
     inputs = [
         x,
-        g.const(f"{hint}_w", _u8_kernel(kernel)),
+        g.const(f"{hint}_w", _u8_kernel(kernel, hint)),
         g.const("zp", np.uint8(x_zero)),
         g.const("zp", np.uint8(ZERO_POINT)),
     ]
@@ -117,7 +121,7 @@ def _qlinear_codes(g: GraphBuilder, x: str, kernel: NDArray[np.int64], fits: lis
         x,
         one,
         zero_u8,
-        g.const(f"{hint}_w", kernel.astype(np.int8)),
+        g.const(f"{hint}_w", _int8_kernel(kernel, hint)),
         g.const(f"{hint}_scale", np.array([f.scale for f in fits], np.float32)),
         g.const("wzp", np.zeros(kernel.shape[0], np.int8)),
         one,
