@@ -8,7 +8,8 @@ alike and their ratios stay comparable on a busy machine. Reported per detector:
 percentile wall time of the whole ``detect`` call (letterbox, network, decode, NMS), the median
 CPU time of the process for that call (``time.process_time``: what the call cost, less what other
 processes took from it), and the median wall and CPU time of the network alone (``raw`` on a
-letterboxed input). On a loaded machine the CPU times are the comparable figures. Needs the [onnx] extra and, for the native rows, the built extension.
+letterboxed input). On a loaded machine the CPU times are the comparable figures. Needs the [onnx]
+extra and, for the native rows, the built extension.
 """
 
 from __future__ import annotations
