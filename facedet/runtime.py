@@ -4,6 +4,8 @@
 
 - a model name (``dupnet-tinier-yolo``, ``default``; see ``facedet.paths.resolve_model``) or an
   integer model file (``.fdet`` or any file starting with the FDET magic) -> ``IntEngine``;
+- a facedet ONNX file (``.onnx``, from ``facedet export MODEL --format onnx``) -> ``OnnxDetector``
+  (onnxruntime, the ``[onnx]`` extra, imported only then);
 - a training checkpoint (``.pt``) -> the fake-quantized (or float) torch model through
   ``facedet.models.predict.TorchDetector``; torch is imported only then;
 - a peer name ``peer:NAME`` (e.g. ``peer:haar``) -> ``facedet.peers.load_peer(NAME)``.
@@ -32,7 +34,7 @@ def load_detector(
     """Load a detector by file or peer name.
 
     Args:
-        path_or_name: model name, ``.fdet`` file, ``.pt`` checkpoint, or ``peer:NAME``; None:
+        path_or_name: model name, ``.fdet`` file, ``.onnx`` file, ``.pt`` checkpoint, or ``peer:NAME``; None:
             ``FACEDET_MODEL``, else the best shipped model.
         img_size: network input size override (a multiple of the model's stride); ignored by peers.
         post: score threshold / NMS settings (models only; peers use their own).
@@ -43,8 +45,9 @@ def load_detector(
     Raises:
         FileNotFoundError: no such file or model name.
         IsADirectoryError: a folder instead of a model file.
-        ValueError: a file that is neither an integer model nor a checkpoint (``ModelFileError``
-            and ``CheckpointError`` are ValueErrors too).
+        ValueError: a file that is neither an integer model, a facedet ONNX file nor a checkpoint
+            (``ModelFileError`` and ``CheckpointError`` are ValueErrors too).
+        ImportError: an ``.onnx`` file without onnxruntime installed.
     """
     text = "" if path_or_name is None else str(path_or_name)
     if text.startswith(PEER_PREFIX):
@@ -52,6 +55,10 @@ def load_detector(
 
         return load_peer(text[len(PEER_PREFIX) :])
     path = resolve_model(text)  # a name, FACEDET_MODEL or the default; "is a directory" for a folder
+    if path.suffix.lower() == ".onnx":
+        from facedet.onnx_detector import OnnxDetector
+
+        return OnnxDetector(path, img_size=img_size, post=post)
     if path.suffix == SUFFIX or is_model_file(path):
         from facedet.engine import IntEngine
 
@@ -60,7 +67,7 @@ def load_detector(
         from facedet.models.predict import TorchDetector
 
         return TorchDetector.from_checkpoint(path, img_size=img_size, post=post)
-    raise ValueError(f"{path}: not an integer model (.fdet) or a training checkpoint (.pt)")
+    raise ValueError(f"{path}: not an integer model (.fdet), an ONNX file (.onnx) or a training checkpoint (.pt)")
 
 
 def is_checkpoint_file(path: str | Path) -> bool:

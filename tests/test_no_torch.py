@@ -21,6 +21,8 @@ TORCH_FREE = [
     "facedet.paths",
     "facedet.engine",
     "facedet.model_file",
+    "facedet.onnx_fold",
+    "facedet.onnx_detector",
     "facedet.fddb_eval",
     "facedet.fddb_regions",
     "facedet.data.fddb",

@@ -7,12 +7,15 @@ detector's alone. Frames are the given images (--frames DIR) or synthetic 640x48
 450x340 frames; every detector sees the same ones. Times are per ``detect`` call (letterbox,
 network, decode, NMS), median and 90th percentile over --repeats runs per frame. Integer models
 run once per --engine (native, numpy); ``FACEDET_ISA`` picks the native instruction set.
+--model-onnx times a facedet ONNX file (``facedet export MODEL --format onnx``) under onnxruntime
+(the [onnx] extra) with the same frames and thread counts.
 ``--json`` prints a flat list of rows: detector, engine, isa, threads, frame ("640x480"),
 median_ms, p90_ms, faces, peak_rss_mb, ...
 
     facedet bench --model-fdet weights/default.fdet --checkpoint runs/dup/best.pt \\
         --float-checkpoint runs/tiny/best.pt --peer haar --repeats 20
     facedet bench --model-fdet dupnet-tinier-yolo --engine native,numpy --threads 1 --json
+    facedet bench --model-fdet dupnet-tinier-yolo --model-onnx dupnet.onnx --engine native --threads 1
     facedet bench            # bare: the default integer model and the Haar peer
 
 Every model is checked in this process before the first timing run starts.
@@ -41,6 +44,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="NAME|FILE",
         help="integer model file (.fdet) or model name (repeatable)",
+    )
+    parser.add_argument(
+        "--model-onnx",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="facedet ONNX file (.onnx) run by onnxruntime (repeatable)",
     )
     parser.add_argument(
         "--engine", default=None, help="integer engines to time, comma-separated: native,numpy (default: the default)"
@@ -172,14 +182,14 @@ def _check_source(source: str, img_size: int | None) -> None:
 def format_table(rows: list[dict[str, Any]]) -> str:
     """One line per detector, thread count and frame."""
     header = (
-        f"{'detector':<28} {'engine':<6} {'thr':>3} {'frame':>9} {'median ms':>10} {'p90 ms':>8} {'faces':>5} "
+        f"{'detector':<28} {'engine':<11} {'thr':>3} {'frame':>9} {'median ms':>10} {'p90 ms':>8} {'faces':>5} "
         f"{'peak RSS MB':>11}"
     )
     lines = [header, "-" * len(header)]
     for row in rows:
         for frame in row["frames"]:
             lines.append(
-                f"{row['detector']:<28} {row['engine'] or '-':<6} {row['threads']:>3} {frame['size']:>9} "
+                f"{row['detector']:<28} {row['engine'] or '-':<11} {row['threads']:>3} {frame['size']:>9} "
                 f"{frame['median_ms']:>10.1f} "
                 f"{frame['p90_ms']:>8.1f} {frame['faces']:>5} {row['peak_rss_mb']:>11.0f}"
             )
@@ -208,6 +218,7 @@ def run(args: argparse.Namespace) -> int:
     for model in args.model_fdet:
         label = Path(model).stem if len(args.model_fdet) > 1 else "integer engine"
         detectors += [(label, model, engine) for engine in engines]
+    detectors += [(f"onnx {Path(path).stem}", path, None) for path in args.model_onnx]
     detectors += [(f"peer {name}", f"peer:{name}", None) for name in args.peer]
     if not detectors:  # bare `facedet bench`: the default integer model against the Haar peer
         detectors = [("integer engine", "default", engine) for engine in engines] + [("peer haar", "peer:haar", None)]

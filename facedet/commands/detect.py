@@ -6,7 +6,8 @@
     facedet detect photos/ --out out/ --save-crops    # out/crops/<image>_<k>.jpg per face
 
 --model takes a model name (dupnet-tinier-yolo, ifq-tinier-yolo, default), an integer model file
-(.fdet) or a training checkpoint (.pt; the fake-quantized torch model then runs at the
+(.fdet), an ONNX file from `facedet export MODEL --format onnx` (run by onnxruntime, the [onnx]
+extra; same detections as its .fdet) or a training checkpoint (.pt; the fake-quantized torch model then runs at the
 checkpoint's deployment size, and gives the same detections as the .fdet exported from it).
 --json prints one object per image or video frame (file, frame for videos, width, height, boxes
 as x, y, width, height, score). --out DIR writes each image (or video) with its boxes drawn;
@@ -23,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from facedet.commands.common import UsageError, check_img_size, score, writable_dir
+from facedet.commands.common import UsageError, check_img_size, require_extra, score, writable_dir
 from facedet.commands.engine_args import add_engine_arguments, apply_engine_arguments
 
 
@@ -33,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         metavar="NAME|FILE",
-        help="model name (dupnet-tinier-yolo, ifq-tinier-yolo), .fdet file or .pt checkpoint; "
+        help="model name (dupnet-tinier-yolo, ifq-tinier-yolo), .fdet file, .onnx file or .pt checkpoint; "
         "default: FACEDET_MODEL, else the best shipped model",
     )
     parser.add_argument("--out", metavar="DIR", help="write each image or video with its boxes drawn into DIR")
@@ -149,6 +150,8 @@ def run(args: argparse.Namespace) -> int:
     problem = apply_engine_arguments(args)
     if problem:
         raise UsageError(problem)
+    if str(args.model or "").lower().endswith(".onnx"):
+        require_extra("onnx", "onnxruntime", "running an ONNX model")
     outputs = Outputs(args)  # creates and checks --out before the model loads
     # The score floor goes into decoding, so NMS never sees boxes that are then dropped.
     detector = load_detector(args.model, img_size=args.img_size, post=PostProcess(score_threshold=args.min_score))

@@ -1,4 +1,4 @@
-"""Fold a trained checkpoint into an integer model file (.fdet), or write a C header.
+"""Fold a trained checkpoint into an integer model file (.fdet), write a C header, or an ONNX graph.
 
 Quantized checkpoints (IFQ / DupNet) fold exactly and are verified bit for bit against the torch
 model; a float Tiny-YOLO checkpoint exports to an 8-bit integer model calibrated on
@@ -6,9 +6,16 @@ model; a float Tiny-YOLO checkpoint exports to an 8-bit integer model calibrated
 csrc/facedet_ref.c (from a checkpoint or an existing .fdet).
 
 The input size stored in the file is --img-size, else the checkpoint's deployment size
-(``deploy_img_size``, e.g. 416 for the shipped models), else its training size. Only integer model
-files (.fdet) and C headers are written: there is no ONNX export. Exporting a checkpoint needs the
-[train] extra (torch).
+(``deploy_img_size``, e.g. 416 for the shipped models), else its training size. Exporting a
+checkpoint needs the [train] extra (torch).
+
+--format onnx converts an integer model (a .fdet file or a model name such as dupnet-tinier-yolo)
+into a standard ONNX graph (QLinearConv with the thresholds folded into its requantization, the
+head in float; see facedet/onnx_graph.py) that takes the letterboxed uint8 NHWC BGR image and
+returns the raw head map; `facedet detect --model FILE.onnx` runs it with onnxruntime. It needs the
+[onnx] extra; when onnxruntime is installed the graph is checked against the integer engine.
+
+    facedet export dupnet-tinier-yolo --format onnx --out dupnet.onnx
 """
 
 from __future__ import annotations
@@ -25,8 +32,18 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".webp")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``facedet export``."""
-    parser.add_argument("source", metavar="CKPT", help="training checkpoint (.pt), or a .fdet with --c-header")
-    parser.add_argument("--out", metavar="FILE", help="integer model file to write (.fdet)")
+    parser.add_argument(
+        "source",
+        metavar="SOURCE",
+        help="training checkpoint (.pt); a .fdet with --c-header; a .fdet or model name with --format onnx",
+    )
+    parser.add_argument("--out", metavar="FILE", help="file to write: .fdet (default format) or .onnx (--format onnx)")
+    parser.add_argument(
+        "--format",
+        choices=("fdet", "onnx"),
+        default="fdet",
+        help="fdet: integer model from a checkpoint (default); onnx: ONNX graph from an integer model",
+    )
     parser.add_argument("--c-header", metavar="FILE", help="also (or only) write a C header (.h) for csrc/")
     parser.add_argument(
         "--calibration-dir",
@@ -90,18 +107,63 @@ def read_images(files: list[Path]) -> list:
     return images
 
 
+def check_onnx_args(args: argparse.Namespace) -> Path:
+    """Checks for --format onnx; the integer model file to convert."""
+    from facedet.model_file import is_model_file
+    from facedet.paths import resolve_model
+    from facedet.runtime import is_checkpoint_file
+
+    if not args.out or Path(args.out).suffix.lower() != ".onnx":
+        raise UsageError(f"--format onnx writes an ONNX file: give --out FILE.onnx (got {args.out or 'none'})")
+    for flag in ("c_header", "calibration_dir", "fddb_metrics"):
+        if getattr(args, flag):
+            raise UsageError(f"--{flag.replace('_', '-')} does not apply to --format onnx (it converts a .fdet as is)")
+    writable_file(args.out, "--out")
+    check_img_size(args.img_size)
+    source = resolve_model(args.source)  # a path or a packaged model name; one-line FileNotFoundError
+    if is_checkpoint_file(source):
+        raise UsageError(
+            f"{source}: a training checkpoint; export it to an integer model first "
+            f"(facedet export {source} --out MODEL.fdet), then convert that with --format onnx"
+        )
+    if not is_model_file(source):
+        raise UsageError(f"{source}: not an integer model file (.fdet); --format onnx converts .fdet files")
+    require_extra("onnx", "onnx", "ONNX export")
+    return source
+
+
+def run_onnx(args: argparse.Namespace) -> int:
+    """--format onnx: write, check against the integer engine when onnxruntime is there, report."""
+    source = check_onnx_args(args)
+    from facedet.export_onnx import export_onnx
+
+    result = export_onnx(source, args.out, img_size=args.img_size)
+    print(f"wrote {result.path} ({result.path.stat().st_size:,} bytes), {result.macs:,} conv MACs")
+    for note in result.notes:
+        print(f"  {note}")
+    if result.checked_images:
+        print(
+            f"checked: onnxruntime gives the integer engine's raw head map bit for bit ({result.checked_images} images)"
+        )
+    else:
+        print("not checked against the integer engine: onnxruntime is not installed (the [onnx] extra has it)")
+    return 0
+
+
 def check_args(args: argparse.Namespace, source: Path) -> None:
     """Every argument check, before calibration images are read or torch is imported."""
     from facedet.model_file import is_model_file
 
+    if args.out and Path(args.out).suffix.lower() == ".onnx":
+        raise UsageError(f"--out {args.out}: for an ONNX file add --format onnx (and give a .fdet or model name)")
     if not source.is_file():
         raise UsageError(f"{source}: no such file")
     if not args.out and not args.c_header:
         raise UsageError("give --out FILE (.fdet) and/or --c-header FILE (.h)")
     if args.out and Path(args.out).suffix.lower() != ".fdet":
         raise UsageError(
-            f"--out {args.out}: facedet export writes integer model files (.fdet) only (there is no ONNX or "
-            "other export); name the file *.fdet, or use --c-header FILE.h for C"
+            f"--out {args.out}: name the integer model file *.fdet (or --format onnx with FILE.onnx, "
+            "or --c-header FILE.h for C)"
         )
     if args.c_header and Path(args.c_header).suffix.lower() != ".h":
         raise UsageError(f"--c-header {args.c_header}: name the C header *.h")
@@ -124,6 +186,8 @@ def check_args(args: argparse.Namespace, source: Path) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Export; print the file, its size and its stored bytes."""
+    if args.format == "onnx":
+        return run_onnx(args)
     from facedet.model_file import ModelFileError, is_model_file
 
     source = Path(args.source)
