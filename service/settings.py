@@ -99,8 +99,8 @@ class Settings(BaseSettings):
     )
     malloc_tuning: bool = Field(
         default=True,
-        description="On glibc, cap malloc arenas at 2 and fix the mmap threshold at 128 KiB at start-up "
-        "(service.allocator): with glibc's defaults RSS grew without bound under load.",
+        description="On glibc, cap malloc arenas at 2 and fix the mmap (1 MiB) and trim (8 MiB) thresholds at "
+        "start-up (service.allocator): with glibc's defaults RSS grew without bound under load.",
     )
     docs_enabled: bool = Field(
         default=True, description="Serve /docs, /redoc and /openapi.json (turn off in production if unwanted)."
