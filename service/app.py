@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from facedet import __version__
+from service.allocator import tune_malloc
 from service.images import ImageError
 from service.metrics import Metrics, MetricsMiddleware
 from service.routes import STATIC_DIR, router
@@ -135,6 +136,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     """
     settings = settings or Settings()
     logging.getLogger("facedet").setLevel(settings.log_level.upper())
+    if settings.malloc_tuning:  # before the worker threads exist, so none gets an arena of its own
+        logger.debug("malloc settings applied: %s", tune_malloc() or "none (not glibc, or set by the environment)")
     metrics = Metrics()
     state = ServiceState(
         settings=settings,
@@ -148,8 +151,6 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        # Worker threads: enough for the detections plus the file I/O of uploads.
-        anyio.to_thread.current_default_thread_limiter().total_tokens = max(40, settings.max_concurrency + 8)
         if state.engine is None:
             try:
                 await anyio.to_thread.run_sync(_load_engine, state)
@@ -157,7 +158,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
                 state.load_error = f"cannot load model: {exc}"
                 logger.error("%s", state.load_error)
                 raise RuntimeError(state.load_error) from exc
-        yield {}
+        try:
+            yield {}
+        finally:
+            state.gate.close()
 
     # FastAPIOffline: FastAPI whose /docs and /redoc load Swagger UI and ReDoc from assets in the
     # fastapi-offline package (served under /static-offline-docs), not from a CDN: they work air-gapped.

@@ -13,7 +13,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-import anyio.to_thread
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse, PlainTextResponse
@@ -48,7 +47,7 @@ DETECT_QUERY = {"min_score", "max_faces"}
 router = APIRouter()
 
 
-def get_state(request: Request) -> ServiceState:
+async def get_state(request: Request) -> ServiceState:
     """The app's ``ServiceState`` (a FastAPI dependency)."""
     state: ServiceState = request.app.state.service
     return state
@@ -57,7 +56,7 @@ def get_state(request: Request) -> ServiceState:
 StateDep = Annotated[ServiceState, Depends(get_state)]
 
 
-def reject_unknown_query(request: Request) -> None:
+async def reject_unknown_query(request: Request) -> None:
     """422 for query parameters this route does not know (a typo like ``minscore`` must not pass silently)."""
     unknown = sorted(set(request.query_params) - DETECT_QUERY)
     if unknown:
@@ -143,7 +142,7 @@ async def _run(state: ServiceState, engine: Engine, data: bytes, post: PostProce
     call: Callable[[], tuple[DetectResponse, float]] = lambda: _detect_sync(  # noqa: E731
         state, engine, data, post
     )
-    response, inference = await anyio.to_thread.run_sync(call, limiter=state.gate.limiter)
+    response, inference = await state.gate.run(call)
     state.metrics.observe_detection(inference, response.count)
     return response
 

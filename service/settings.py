@@ -97,6 +97,11 @@ class Settings(BaseSettings):
         "width*height from its header); bounds peak memory to about 3-4 bytes per pixel of this budget. "
         "Must be at least max_pixels.",
     )
+    malloc_tuning: bool = Field(
+        default=True,
+        description="On glibc, cap malloc arenas at 2 and fix the mmap (1 MiB) and trim (8 MiB) thresholds at "
+        "start-up (service.allocator): with glibc's defaults RSS grew without bound under load.",
+    )
     docs_enabled: bool = Field(
         default=True, description="Serve /docs, /redoc and /openapi.json (turn off in production if unwanted)."
     )

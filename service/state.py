@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import anyio
 import numpy as np
@@ -17,6 +19,8 @@ from facedet.anchors import PostProcess
 from facedet.detections import Detections
 from service.metrics import Metrics
 from service.settings import Settings
+
+T = TypeVar("T")
 
 
 class Engine(Protocol):
@@ -35,15 +39,19 @@ class Busy(Exception):
 class Gate:
     """Bounds the work in progress.
 
-    At most ``running`` detections run at once in worker threads (an anyio ``CapacityLimiter``);
-    at most ``running + waiting`` requests are admitted at all. The next one is refused at once
+    At most ``running`` detections run at once, on a dedicated pool of ``running`` threads; at
+    most ``running + waiting`` requests are admitted at all. The next one is refused at once
     with ``Busy`` (a 503) instead of queueing without bound, so memory stays bounded and the event
     loop stays free to answer /healthz. ``enter``/``leave`` run on the event loop thread only, so
     the counter needs no lock.
+
+    Why a dedicated pool (and not anyio's shared one, up to 40 threads): every thread that
+    allocates gets a glibc malloc arena of its own, and each arena grows to the peak working set
+    of a detection; a few fixed threads keep that memory in a few arenas (see service.allocator).
     """
 
     def __init__(self, running: int, waiting: int) -> None:
-        self.limiter = anyio.CapacityLimiter(running)
+        self.executor = ThreadPoolExecutor(running, thread_name_prefix="facedet-detect")
         self.capacity = running + waiting
         self.admitted = 0
 
@@ -54,6 +62,15 @@ class Gate:
 
     def leave(self) -> None:
         self.admitted -= 1
+
+    async def run(self, call: Callable[[], T]) -> T:
+        """Run ``call`` on a detection thread (queued while all are busy). Shielded from
+        cancellation: an admitted request holds its slot until its detection has finished."""
+        with anyio.CancelScope(shield=True):
+            return await asyncio.wrap_future(self.executor.submit(call))
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
 
 
 class PixelBudget:
