@@ -28,7 +28,8 @@ EXTRA_OF_MODULE = {
     "multipart": "serve",
     "fastapi_offline": "serve",
     "pygame": "camera",
-    "onnxruntime": "peers",
+    "onnxruntime": "onnx",
+    "onnx": "onnx",
 }
 
 
