@@ -116,14 +116,14 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
         )
     return {
         "detector": spec["label"],
-        "name": getattr(detector, "name", spec["label"]),
+        "name": detector.name,
         "engine": getattr(detector, "engine", None),
         "isa": getattr(detector, "isa", None),
         "threads": threads,
         "frames": results,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "rss_after_imports_mb": rss_before / 1024,
-        "stored_bytes": getattr(detector, "stored_bytes", None),
+        "stored_bytes": detector.stored_bytes,
     }
 
 

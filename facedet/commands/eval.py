@@ -18,10 +18,14 @@ import logging
 import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from facedet.commands.common import UsageError, check_img_size, existing_dir, positive_int, score
 from facedet.commands.engine_args import add_engine_arguments, apply_engine_arguments
+
+if TYPE_CHECKING:
+    from facedet.data.fddb import FDDBSet
+    from facedet.detections import Detector
 
 log = logging.getLogger(__name__)
 
@@ -109,14 +113,14 @@ def _safe(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", label) or "model"
 
 
-def _load_model(path: Path, img_size: int | None, min_score: float) -> Any:
+def _load_model(path: Path, img_size: int | None, min_score: float) -> Detector:
     from facedet.anchors import PostProcess
     from facedet.runtime import load_detector  # imported only when needed (torch for checkpoints)
 
     return load_detector(path, img_size=img_size, post=PostProcess(score_threshold=min_score, max_detections=200))
 
 
-def _run_detector(detector: Any, fddb: Any, out_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+def _run_detector(detector: Detector, fddb: FDDBSet, out_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run a Detector over the present images; returns (detections by name, run info)."""
     import cv2
     from tqdm import tqdm
@@ -125,7 +129,7 @@ def _run_detector(detector: Any, fddb: Any, out_dir: Path) -> tuple[dict[str, An
 
     detections: dict[str, Any] = {}
     total_s = 0.0
-    for image in tqdm(fddb.images, desc=getattr(detector, "name", "detector"), unit="img"):
+    for image in tqdm(fddb.images, desc=detector.name, unit="img"):
         bgr = cv2.imread(str(fddb.path(image)), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
         if bgr is None:
             raise FileNotFoundError(f"cannot read {fddb.path(image)}")
@@ -138,9 +142,9 @@ def _run_detector(detector: Any, fddb: Any, out_dir: Path) -> tuple[dict[str, An
     info = {
         "ms_per_image": 1000.0 * total_s / max(1, len(fddb.images)),
         "images": len(fddb.images),
-        "stored_bytes": getattr(detector, "stored_bytes", None),
-        "macs": getattr(detector, "macs", None),
-        "img_size": getattr(detector, "img_size", None),
+        "stored_bytes": detector.stored_bytes,
+        "macs": detector.macs,
+        "img_size": detector.img_size,
         "kind": "rect",
         "det_count": int(sum(len(v) for v in detections.values())),
     }

@@ -95,7 +95,8 @@ class _CompiledHead:
 
 
 class IntEngine:
-    """An integer face detector loaded from a ``.fdet`` file (see ``facedet.model_file``).
+    """An integer face detector loaded from a ``.fdet`` file (see ``facedet.model_file``); a
+    ``facedet.detections.Detector``.
 
     Attributes:
         config: the model config (``img_size`` replaced when overridden).
@@ -199,6 +200,11 @@ class IntEngine:
             if layer.pool == "max2":
                 size //= 2
         return total + self.head.out_channels * self.head.in_channels * size * size
+
+    @property
+    def img_size(self) -> int:
+        """The square network input in pixels (``Detector`` protocol)."""
+        return self.config.img_size
 
     def _input(self, letterboxed: NDArray[Any]) -> NDArray[Any]:
         size = self.config.img_size
