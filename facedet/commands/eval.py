@@ -125,7 +125,7 @@ def _run_detector(detector: Detector, fddb: FDDBSet, out_dir: Path) -> tuple[dic
     import cv2
     from tqdm import tqdm
 
-    from facedet.data.fddb import boxes_to_rect_rows, write_detections
+    from facedet.data.fddb_format import boxes_to_rect_rows, write_detections
 
     detections: dict[str, Any] = {}
     total_s = 0.0
@@ -152,10 +152,8 @@ def _run_detector(detector: Detector, fddb: FDDBSet, out_dir: Path) -> tuple[dic
     return detections, info
 
 
-def _run_fddb(args: argparse.Namespace) -> int:
-    from facedet.data.fddb import load_fddb, read_detections
-    from facedet.fddb_eval import FDDBScorer
-
+def _check_fddb_args(args: argparse.Namespace) -> None:
+    """Every argument problem as a UsageError, before anything slow."""
     if not (args.detections or args.model or args.peer):
         raise UsageError("nothing to score: give --detections, --model or --peer")
     if any(not 1 <= fold <= 10 for fold in args.folds or ()):
@@ -166,20 +164,64 @@ def _run_fddb(args: argparse.Namespace) -> int:
     for spec in args.detections:
         if not split_label(spec)[0].is_file():
             raise UsageError(f"--detections {spec}: no such file")
-    if args.threads is not None:
-        import cv2
 
-        cv2.setNumThreads(args.threads)
-    # Every model is loaded (and so checked) before the first image is read: a bad --model
-    # fails in a second, not after another model's FDDB run.
-    models = []
+
+def _load_detectors(args: argparse.Namespace) -> list[tuple[str, str, Detector]]:
+    """(label, source, detector) of every --model, then every --peer."""
+    from facedet.peers import load_peer
+
+    detectors = []
     for path, label in map(split_label, args.model):
         detector = _load_model(path, args.img_size, args.min_score)
         # weights/default.fdet is a copy of the best model: label it by what it is.
-        models.append((path, detector.name if label == "default" else label, detector))
-    from facedet.peers import load_peer
+        detectors.append((detector.name if label == "default" else label, f"model {path}", detector))
+    detectors += [(name, f"peer {name}", load_peer(name)) for name in args.peer]
+    return detectors
 
-    peers = [(name, load_peer(name)) for name in args.peer]
+
+def _set_threads(args: argparse.Namespace) -> None:
+    """--threads for OpenCV, and for torch when a --model may be a checkpoint."""
+    if args.threads is None:
+        return
+    import cv2
+
+    cv2.setNumThreads(args.threads)
+    if args.model:
+        try:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        except ImportError:
+            pass
+
+
+def _read_detection_files(
+    args: argparse.Namespace, fddb: FDDBSet
+) -> list[tuple[str, str, dict[str, Any], dict[str, Any]]]:
+    """(label, source, detections by name, run info) of every --detections file."""
+    from facedet.data.fddb_format import read_detections
+
+    out = []
+    for spec in args.detections:
+        path, label = split_label(spec)
+        detections = read_detections(path, fddb.order, kind="ellipse" if args.ellipses else "rect")
+        sidecar = path.parent / "run.json"
+        info = json.loads(sidecar.read_text()) if sidecar.exists() else {}
+        if info.get("images") not in (None, len(fddb.images)):
+            info = {k: v for k, v in info.items() if k != "ms_per_image"}  # timed on another image set
+        out.append((label, f"detections file {path}", detections, info))
+    return out
+
+
+def _run_fddb(args: argparse.Namespace) -> int:
+    from facedet.data.fddb import load_fddb
+    from facedet.evaluation.fddb_eval import FDDBScorer
+
+    _check_fddb_args(args)
+    _set_threads(args)
+    # Every model is loaded (and so checked) before the first image is read: a bad --model
+    # fails in a second, not after another model's FDDB run.
+    detectors = _load_detectors(args)
     fddb = load_fddb(args.fddb_root, args.folds).subset(args.max_images)
     print(
         f"FDDB: {len(fddb.images)} images with {fddb.num_faces} faces scored; "
@@ -192,8 +234,7 @@ def _run_fddb(args: argparse.Namespace) -> int:
     def score(label: str, source: str, detections: dict[str, Any], kind: str, info: dict[str, Any]) -> None:
         start = time.perf_counter()
         result = scorer.score(detections, kind)  # type: ignore[arg-type]
-        out_dir = args.out / _safe(label)
-        result.roc.write(out_dir)
+        result.roc.write(args.out / _safe(label))
         m = result.metrics()
         print(
             f"{label}: disc TPR@1000FP {m['overall']['disc']['1000']:.4f}, "  # type: ignore[index]
@@ -201,29 +242,17 @@ def _run_fddb(args: argparse.Namespace) -> int:
         )
         runs.append({"label": label, "source": source, "result": result, "info": info, "dets": detections})
 
-    kind = "ellipse" if args.ellipses else "rect"
-    for spec in args.detections:
-        path, label = split_label(spec)
-        detections = read_detections(path, fddb.order, kind=kind)
-        sidecar = path.parent / "run.json"
-        info = json.loads(sidecar.read_text()) if sidecar.exists() else {}
-        if info.get("images") not in (None, len(fddb.images)):
-            info = {k: v for k, v in info.items() if k != "ms_per_image"}  # timed on another image set
-        score(label, f"detections file {path}", detections, kind, info)
-    if args.threads is not None and args.model:
-        try:
-            import torch
-
-            torch.set_num_threads(args.threads)
-        except ImportError:
-            pass
-    for path, label, detector in models:
+    for label, source, detections, info in _read_detection_files(args, fddb):
+        score(label, source, detections, "ellipse" if args.ellipses else "rect", info)
+    for label, source, detector in detectors:
         detections, info = _run_detector(detector, fddb, args.out / _safe(label))
-        score(label, f"model {path}", detections, "rect", info)
-    for name, detector in peers:
-        detections, info = _run_detector(detector, fddb, args.out / _safe(name))
-        score(name, f"peer {name}", detections, "rect", info)
+        score(label, source, detections, "rect", info)
+    _write_results(args, fddb, runs)
+    return 0
 
+
+def _write_results(args: argparse.Namespace, fddb: FDDBSet, runs: list[dict[str, Any]]) -> None:
+    """metrics.json, and unless --no-report report.md and report.html."""
     metrics = {
         "fddb_root": str(args.fddb_root),
         "images": len(fddb.images),
@@ -252,7 +281,6 @@ def _run_fddb(args: argparse.Namespace) -> int:
         md, html = write_report(args.out, entries, fddb, num_samples=args.samples)
         print(f"wrote {md} and {html}")
     print(f"wrote {args.out / 'metrics.json'}")
-    return 0
 
 
 def _run_wider(args: argparse.Namespace) -> int:

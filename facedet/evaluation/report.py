@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from facedet.data.fddb import FDDBSet
-from facedet.fddb_eval import FP_COUNTS, TPR_RULE, FDDBEvaluation, Roc
+from facedet.evaluation.fddb_eval import FP_COUNTS, TPR_RULE, FDDBEvaluation, Roc
 
 __all__ = ["ModelEntry", "PublishedRow", "PUBLISHED", "write_report", "operating_threshold"]
 
