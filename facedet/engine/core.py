@@ -1,6 +1,6 @@
 """``IntEngine``: runs an integer model file with numpy and OpenCV only.
 
-Per layer (REFERENCE.md 1.1, 2.4), on NHWC float32 maps holding integers:
+Per layer (the folded network of docs/method.md §3-4), on NHWC float32 maps holding integers:
 
 1. duplicated weight channels, input axis: sum the d input-channel groups, then convolve with the
    stored (d times smaller) kernel; output axis: convolve with the stored filters once and

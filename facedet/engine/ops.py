@@ -4,7 +4,7 @@ Feature maps are NHWC without the batch axis: (H, W, C) float32 arrays that hold
 (pixels, activation codes or accumulators). float32 represents every integer below 2^24
 exactly, and a sum of integers whose partial sums all stay below 2^24 is exact in any order, so
 a BLAS ``sgemm`` is an exact integer convolution as long as the layer's accumulator bound
-(``facedet.model_summary.accumulator_bound``) is below 2^24. ``conv2d`` checks the bound and
+(``facedet.engine.bounds.accumulator_bound``) is below 2^24. ``conv2d`` checks the bound and
 falls back to exact per-tap float32 products summed in float64 (int8 Tiny-YOLO's deep layers).
 
 Two convolution layouts, chosen per layer by shape (measured on a 2-core AVX2 machine; see

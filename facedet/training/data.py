@@ -39,7 +39,7 @@ def load_split(
             + (f" x {ctx.world} processes" if ctx.world > 1 else "")
             + f"; use --batch-size {max(1, len(samples) // ctx.world)} or more images"
         )
-    cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir(cfg.data_root)
+    cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
     name = f"wider-{split}" + (f"-n{limit}" if limit is not None else "")  # subsets never evict the full cache
     paths = [s.path for s in samples]
     # Enough resolution for the 2x zoom-in of the train policy; 640 at least, so that runs at
