@@ -16,7 +16,9 @@ FloatArray = NDArray[np.float32]
 
 def box_area(boxes: NDArray[np.floating]) -> NDArray[np.floating]:
     """(N,) areas of (N, 4) xyxy boxes; degenerate boxes have area 0."""
-    return np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
+    widths, heights = np.clip(boxes[:, 2] - boxes[:, 0], 0, None), np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
+    area: NDArray[np.floating] = widths * heights
+    return area
 
 
 def nms(boxes: NDArray[np.floating], scores: NDArray[np.floating], iou_threshold: float) -> NDArray[np.int64]:

@@ -105,7 +105,7 @@ class ModelConfig:
     @property
     def stride(self) -> int:
         """Grid stride in pixels: 2 to the number of stride-2 pools."""
-        return 2 ** sum(1 for spec in self.layers if spec.pool == "max2")
+        return 1 << sum(1 for spec in self.layers if spec.pool == "max2")
 
     @property
     def num_anchors(self) -> int:

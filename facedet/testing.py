@@ -125,8 +125,14 @@ def randomize_bn(model: Any, seed: int = 0, negative: float = 0.3, zero: float =
             gamma = torch.rand(n, generator=generator) + 0.2
             gamma[torch.rand(n, generator=generator) < negative] *= -1
             gamma[torch.rand(n, generator=generator) < zero] = 0.0
+            values = (
+                gamma,  # weight
+                torch.randn(n, generator=generator),  # bias
+                torch.rand(n, generator=generator) * 3 + 0.5,  # running variance
+                torch.randn(n, generator=generator),  # running mean
+            )
+            targets = (module.weight, module.bias, module.running_var, module.running_mean)
             with torch.no_grad():
-                module.weight.copy_(gamma)
-                module.bias.copy_(torch.randn(n, generator=generator))
-                module.running_var.copy_(torch.rand(n, generator=generator) * 3 + 0.5)
-                module.running_mean.copy_(torch.randn(n, generator=generator))
+                for target, value in zip(targets, values, strict=True):
+                    assert target is not None  # affine batch-norm with running statistics
+                    target.copy_(value)

@@ -123,6 +123,7 @@ def _load_model(path: Path, img_size: int | None, min_score: float) -> Detector:
 def _run_detector(detector: Detector, fddb: FDDBSet, out_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run a Detector over the present images; returns (detections by name, run info)."""
     import cv2
+    import numpy as np
     from tqdm import tqdm
 
     from facedet.data.fddb_format import boxes_to_rect_rows, write_detections
@@ -134,7 +135,7 @@ def _run_detector(detector: Detector, fddb: FDDBSet, out_dir: Path) -> tuple[dic
         if bgr is None:
             raise FileNotFoundError(f"cannot read {fddb.path(image)}")
         start = time.perf_counter()
-        dets = detector.detect(bgr)
+        dets = detector.detect(np.asarray(bgr, np.uint8))
         total_s += time.perf_counter() - start
         detections[image.name] = boxes_to_rect_rows(dets.boxes, dets.scores)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -235,9 +236,9 @@ def _run_fddb(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         result = scorer.score(detections, kind)  # type: ignore[arg-type]
         result.roc.write(args.out / _safe(label))
-        m = result.metrics()
+        m: dict[str, Any] = result.metrics()
         print(
-            f"{label}: disc TPR@1000FP {m['overall']['disc']['1000']:.4f}, "  # type: ignore[index]
+            f"{label}: disc TPR@1000FP {m['overall']['disc']['1000']:.4f}, "
             f"cont {m['overall']['cont']['1000']:.4f} ({time.perf_counter() - start:.1f} s to score)"
         )
         runs.append({"label": label, "source": source, "result": result, "info": info, "dets": detections})
@@ -309,7 +310,7 @@ def _run_wider(args: argparse.Namespace) -> int:
         if bgr is None:
             raise FileNotFoundError(f"cannot read {sample.path}")
         gts.append((np.asarray(sample.boxes, np.float64), np.asarray(sample.invalid, bool)))
-        dets.append(detector.detect(bgr))
+        dets.append(detector.detect(np.asarray(bgr, np.uint8)))
     metrics = wider_ap(gts, dets, min_size=args.min_face)
     print(json.dumps(metrics, indent=2))
     if args.out is not None:

@@ -16,6 +16,7 @@ Torch-free: numpy, OpenCV, stdlib.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -24,6 +25,10 @@ from tqdm import tqdm
 
 from facedet.atomic import write_atomically
 from facedet.data.wider import SPLITS, WiderSample, load_wider, split_paths
+
+
+def _write_bytes(path: str, data: bytes) -> None:
+    Path(path).write_bytes(data)
 
 
 class PackError(RuntimeError):
@@ -82,7 +87,7 @@ def pack_split(
         if not ok:
             raise PackError(f"{sample.path}: JPEG encoding failed")
         data = encoded.tobytes()
-        write_atomically(dst_images / name, lambda tmp, data=data: Path(tmp).write_bytes(data))
+        write_atomically(dst_images / name, partial(_write_bytes, data=data))
         written += int(encoded.size)
         faces += len(sample)
         lines += _record(name, sample, scale_x, scale_y)

@@ -60,7 +60,7 @@ class _CompiledThreshold:
         if self.group > 1:
             height, width, channels = x.shape
             x = x.reshape(height, width, self.group, channels // self.group).sum(axis=2)
-        acc = self.conv(x)  # (H, W, Cs_out)
+        acc: NDArray[Any] = self.conv(x)  # (H, W, Cs_out)
         if self.replicate > 1:
             acc = np.tile(acc, (1, 1, self.replicate))  # out channel o uses stored filter o % Cs_out
         if self.sign is not None:

@@ -91,7 +91,7 @@ def _match(overlap: NDArray[np.float64]) -> NDArray[np.float64]:
         return np.zeros((0,), np.float64)
     sub = overlap[np.ix_(rows, cols)]
     r, c = linear_sum_assignment(sub, maximize=True)
-    scores = sub[r, c]
+    scores: NDArray[np.float64] = sub[r, c]
     return scores[scores > 0]
 
 

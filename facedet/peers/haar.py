@@ -26,7 +26,7 @@ class HaarPeer:
     img_size: int | None = None  # runs on the image at its own size
 
     def __init__(self, scale_factor: float = 1.1, min_neighbors: int = 3, min_size: int = 20) -> None:
-        path = Path(cv2.data.haarcascades) / CASCADE
+        path = Path(cv2.data.haarcascades) / CASCADE  # type: ignore[attr-defined]  # (absent from the stubs)
         if not path.exists():
             raise ImportError(
                 f"{path} not found: OpenCV 5 wheels dropped the cascades; pip install 'opencv-python-headless<5'"
