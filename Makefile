@@ -27,10 +27,14 @@ setup-dev: $(VENV)/.dev-installed
 serve: setup-serve
 	$(BIN)/facedet serve --host $${HOST:-127.0.0.1} --port $${PORT:-8000}
 
+# CI runs this target (.ci/run): the type check (seconds, cached in .mypy_cache) before the suite.
 test: setup-dev
 	bash scripts/ci_system_deps.sh
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest -q -m "not needs_data" $(PYTEST_ARGS)
 
+# mypy's files and strictness are in pyproject.toml ([tool.mypy]).
 lint: setup-dev
 	$(BIN)/ruff check facedet service tests scripts
 	$(BIN)/ruff format --check facedet service tests scripts
+	$(BIN)/python -m mypy

@@ -86,7 +86,8 @@ def shape_iou(wh: NDArray[np.floating], anchors: NDArray[np.floating]) -> NDArra
     wh = np.asarray(wh, np.float64)[:, None, :]
     anchors = np.asarray(anchors, np.float64)[None, :, :]
     inter = np.minimum(wh, anchors).prod(-1)
-    return inter / (wh.prod(-1) + anchors.prod(-1) - inter)
+    iou: NDArray[np.float64] = inter / (wh.prod(-1) + anchors.prod(-1) - inter)
+    return iou
 
 
 def kmeans_anchors(wh: NDArray[np.floating], k: int, seed: int = 0, iterations: int = 300) -> NDArray[np.float64]:

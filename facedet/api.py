@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -83,14 +82,13 @@ class Detector:
             raise ValueError(f"min_score must be between 0 and 1, got {min_score}")
         self.min_score = min_score
         self.max_faces = max_faces
-        self._detector: Any = load_detector(model, img_size=img_size, post=PostProcess(score_threshold=min_score))
-        self.name: str = getattr(self._detector, "name", "detector")
+        self._detector = load_detector(model, img_size=img_size, post=PostProcess(score_threshold=min_score))
+        self.name: str = self._detector.name
 
     @property
-    def img_size(self) -> int:
-        """The network input size in pixels."""
-        inner = self._detector
-        return int(getattr(inner, "img_size", None) or inner.config.img_size)
+    def img_size(self) -> int | None:
+        """The network input size in pixels (None for a peer, which runs at each image's own size)."""
+        return self._detector.img_size
 
     def detect(self, image: NDArray[np.uint8] | str | Path) -> list[Face]:
         """Faces in one image, best first.

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 
-def write_atomically(path: str | Path, write: Callable[[str], None]) -> Path:
+def write_atomically(path: str | Path, write: Callable[[str], object]) -> Path:
     """Call ``write(temp_path)``, then rename the temp file onto ``path``.
 
     The file gets ordinary permissions (0o666 less the umask; mkstemp alone would leave 0o600,

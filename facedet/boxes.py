@@ -16,11 +16,13 @@ FloatArray = NDArray[np.float32]
 
 def box_area(boxes: NDArray[np.floating]) -> NDArray[np.floating]:
     """(N,) areas of (N, 4) xyxy boxes; degenerate boxes have area 0."""
-    return np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
+    widths, heights = np.clip(boxes[:, 2] - boxes[:, 0], 0, None), np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
+    area: NDArray[np.floating] = widths * heights
+    return area
 
 
 def iou_matrix(a: NDArray[np.floating], b: NDArray[np.floating]) -> NDArray[np.float64]:
-    """(N, M) intersection-over-union of xyxy boxes a (N, 4) and b (M, 4)."""
+    """(N, M) intersection-over-union of xyxy boxes a (N, 4) and b (M, 4); 0 where the union is empty."""
     a = np.asarray(a, np.float64).reshape(-1, 4)
     b = np.asarray(b, np.float64).reshape(-1, 4)
     lt = np.maximum(a[:, None, :2], b[None, :, :2])  # (N, M, 2)
@@ -28,7 +30,8 @@ def iou_matrix(a: NDArray[np.floating], b: NDArray[np.floating]) -> NDArray[np.f
     wh = np.clip(rb - lt, 0, None)
     inter = wh[..., 0] * wh[..., 1]
     union = box_area(a)[:, None] + box_area(b)[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+    result: NDArray[np.float64] = np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+    return result
 
 
 def nms(boxes: NDArray[np.floating], scores: NDArray[np.floating], iou_threshold: float) -> NDArray[np.int64]:
@@ -39,18 +42,12 @@ def nms(boxes: NDArray[np.floating], scores: NDArray[np.floating], iou_threshold
     """
     order = np.argsort(-np.asarray(scores), kind="stable")
     boxes = np.asarray(boxes, np.float64)
-    areas = box_area(boxes)
     keep: list[int] = []
     while order.size:
         i = int(order[0])
         keep.append(i)
         rest = order[1:]
-        lt = np.maximum(boxes[i, :2], boxes[rest, :2])
-        rb = np.minimum(boxes[i, 2:], boxes[rest, 2:])
-        wh = np.clip(rb - lt, 0, None)
-        inter = wh[:, 0] * wh[:, 1]
-        union = areas[i] + areas[rest] - inter
-        iou = np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+        iou = iou_matrix(boxes[i : i + 1], boxes[rest])[0]  # (len(rest),)
         order = rest[iou <= iou_threshold]
     return np.asarray(keep, np.int64)
 

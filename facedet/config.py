@@ -10,7 +10,7 @@ then a 1x1 detection head with ``len(anchors) * 5`` outputs per grid cell laid o
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 POOLS = ("none", "max2", "max2s1")  # none | 2x2 stride 2 | 2x2 stride 1 (pad right/bottom, darknet)
@@ -18,7 +18,8 @@ WEIGHT_KINDS = ("float", "binary", "int8")
 ACTIVATIONS = ("leaky", "hwgq")
 DUP_AXES = ("in", "out")
 
-# HWGQ 2-bit step from the HWGQ author's code (REFERENCE.md 1.1): levels {0, .538, 1.076, 1.614}.
+# HWGQ steps (Cai et al., CVPR 2017; the values of the authors' code, docs/method.md §3): 2 bits -> levels
+# {0, .538, 1.076, 1.614}.
 HWGQ_STEPS = {1: 0.799, 2: 0.538, 3: 0.3217, 4: 0.185}
 
 
@@ -88,7 +89,6 @@ class ModelConfig:
     dup_axis: str = "in"
     pixel_scale: float = 1.0 / 255.0
     letterbox_value: int = 114
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         if self.activation not in ACTIVATIONS:
@@ -105,7 +105,7 @@ class ModelConfig:
     @property
     def stride(self) -> int:
         """Grid stride in pixels: 2 to the number of stride-2 pools."""
-        return 2 ** sum(1 for spec in self.layers if spec.pool == "max2")
+        return 1 << sum(1 for spec in self.layers if spec.pool == "max2")
 
     @property
     def num_anchors(self) -> int:
@@ -129,6 +129,8 @@ class ModelConfig:
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         """Rebuild from ``to_dict`` output (lists from JSON become tuples)."""
         known = {f for f in cls.__dataclass_fields__}
+        if data.get("extra") == {}:  # model files and checkpoints of 0.2 carry an always-empty "extra" field
+            data = {k: v for k, v in data.items() if k != "extra"}
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown ModelConfig fields: {sorted(unknown)}")

@@ -7,10 +7,13 @@ Torch-free. The integer engine, the torch predictor and the peer adapters all re
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
+
+if TYPE_CHECKING:  # anchors imports this module; the name is only needed for annotations
+    from facedet.anchors import PostProcess
 
 
 @dataclass(frozen=True)
@@ -66,8 +69,32 @@ class Detections:
 
 
 class Detector(Protocol):
-    """Anything that finds faces in a BGR uint8 image."""
+    """Anything that finds faces in a BGR uint8 image: the integer engine (``facedet.engine.IntEngine``),
+    the torch model (``facedet.models.predict.TorchDetector``) and the peers (``facedet.peers``).
 
-    name: str
+    ``facedet.runtime.load_detector`` returns one; the evaluator, the CLI, the Python API and the
+    service read these attributes directly.
 
-    def detect(self, image_bgr: NDArray[np.uint8]) -> Detections: ...
+    Attributes:
+        name: model family or peer name (``"dupnet-tinier-yolo"``, ``"haar"``).
+        img_size: square network input in pixels; None for a peer that runs at each image's own size.
+        stored_bytes: bytes of the stored model (weights, thresholds), None where unknown.
+        macs: multiply-accumulates per image at ``img_size``, None where not fixed (peers).
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def img_size(self) -> int | None: ...
+
+    @property
+    def stored_bytes(self) -> int | None: ...
+
+    @property
+    def macs(self) -> int | None: ...
+
+    def detect(self, image_bgr: NDArray[np.uint8], post: PostProcess | None = None) -> Detections:
+        """Faces in an (H, W, 3) uint8 BGR image, in its pixels, best first. ``post`` overrides the
+        score threshold / NMS settings the detector was loaded with (peers use their own and ignore it)."""
+        ...

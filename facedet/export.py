@@ -1,6 +1,6 @@
 """Export a trained detector to the integer model file (torch in, numpy out).
 
-Quantized models (IFQ-Tinier-YOLO, DupNet-Tinier-YOLO), REFERENCE.md 1.1: each block's eval
+Quantized models (IFQ-Tinier-YOLO, DupNet-Tinier-YOLO; docs/method.md §3): each block's eval
 arithmetic is ``y = float32(acc) * s; y = y + b`` with ``(s, b) = block.folded_affine()`` and
 codes ``#{k : y >= k - 0.5}``. That arithmetic is emulated in numpy float32 over the whole
 integer accumulator range [-bound, bound]; because it is monotone in acc, each code boundary is a
@@ -34,10 +34,10 @@ from numpy.typing import NDArray
 from facedet import __version__
 from facedet.config import ModelConfig, deployment_img_size
 from facedet.engine import IntEngine
+from facedet.engine.bounds import layer_accumulator_bound
 from facedet.engine.fold import fold_thresholds
 from facedet.engine.schema import Head, Layer, ThresholdConv, to_manifest
 from facedet.model_file import write_model_file
-from facedet.model_summary import layer_accumulator_bound
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,9 @@ def fold_block(block: torch.nn.Module, name: str, in_channels: int, input_max: i
     s, b = block.folded_affine()
     bound = layer_accumulator_bound(spec, in_channels, input_max)
     thresholds, down = fold_thresholds(s.cpu().numpy(), b.cpu().numpy(), bound, levels)
-    return ThresholdConv.for_spec(name, spec, conv.dup_axis, in_channels, input_max, _integer(stored), thresholds, down)
+    return ThresholdConv.for_spec(
+        name, spec, conv.dup_axis, in_channels, input_max, _integer(stored), thresholds, down, bound
+    )
 
 
 def fold_head(head: torch.nn.Module, input_max: int) -> Head:

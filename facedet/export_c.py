@@ -25,7 +25,6 @@ from facedet.engine.schema import Head, RequantConv, ThresholdConv, from_manifes
 from facedet.model_file import read_model_file
 
 _POOLS = {"none": "FD_POOL_NONE", "max2": "FD_POOL_MAX2", "max2s1": "FD_POOL_MAX2S1"}
-_CTYPES = {"uint8": "uint8_t", "int8": "int8_t", "int16": "int16_t", "int32": "int32_t", "float32": "float"}
 
 
 def _literal(value: Any, ctype: str) -> str:

@@ -61,7 +61,8 @@ def decode_image(data: bytes) -> NDArray[np.uint8] | None:
     """BGR uint8 image from encoded bytes, or None if they are not a decodable image."""
     if not data:
         return None
-    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    return None if image is None else np.asarray(image, np.uint8)
 
 
 def read_image(path: str | Path) -> NDArray[np.uint8] | str:
@@ -91,7 +92,7 @@ def video_frames(path: str | Path) -> Iterator[tuple[int, NDArray[np.uint8]]]:
             ok, frame = capture.read()
             if not ok or frame is None:
                 return
-            yield index, frame
+            yield index, np.asarray(frame, np.uint8)
             index += 1
     finally:
         capture.release()

@@ -19,9 +19,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from facedet.config import ConvSpec, ModelConfig
-
-INT16_MAX = 32767
+from facedet.config import ModelConfig
+from facedet.engine.bounds import layer_accumulator_bound, threshold_dtype_bytes
 
 
 @dataclass(frozen=True)
@@ -45,24 +44,6 @@ class LayerSummary:
     @property
     def stored_bytes(self) -> int:
         return self.weight_bytes + self.threshold_bytes + self.affine_bytes
-
-
-def accumulator_bound(input_max: int, weight_max: int, fan_in: int) -> int:
-    """Largest |acc| of a layer: inputs in [0, input_max], integer weights in [-weight_max, weight_max]."""
-    return input_max * weight_max * fan_in
-
-
-def threshold_dtype_bytes(bound: int) -> int:
-    return 2 if bound <= INT16_MAX else 4
-
-
-WEIGHT_MAX = {"binary": 1, "int8": 127}  # largest |integer weight| of each weight kind
-
-
-def layer_accumulator_bound(spec: ConvSpec, in_channels: int, input_max: int) -> int:
-    """Largest |acc| of a quantized conv layer: duplicated inputs sum into weights of up to
-    ``dup_input * WEIGHT_MAX``; the exporter, the engine's test models and this summary share it."""
-    return accumulator_bound(input_max, WEIGHT_MAX[spec.weight] * spec.dup_input, in_channels * spec.kernel**2)
 
 
 def summarize(config: ModelConfig, img_size: int | None = None) -> list[LayerSummary]:

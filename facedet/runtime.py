@@ -10,8 +10,8 @@
   ``facedet.models.predict.TorchDetector``; torch is imported only then;
 - a peer name ``peer:NAME`` (e.g. ``peer:haar``) -> ``facedet.peers.load_peer(NAME)``.
 
-Every returned object has ``name`` and ``detect(image_bgr) -> Detections``; ``stored_bytes`` and
-``macs`` are read with ``getattr(detector, "stored_bytes", None)`` (peers may lack them).
+Every returned object follows ``facedet.detections.Detector``: ``name``, ``img_size``,
+``stored_bytes``, ``macs`` (None where a peer cannot say) and ``detect(image_bgr) -> Detections``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ PEER_PREFIX = "peer:"
 
 def load_detector(
     path_or_name: str | Path | None = None, img_size: int | None = None, post: PostProcess | None = None
-) -> Any:
+) -> Detector:
     """Load a detector by file or peer name.
 
     Args:
@@ -40,7 +40,7 @@ def load_detector(
         post: score threshold / NMS settings (models only; peers use their own).
 
     Returns:
-        An object following ``facedet.detections.Detector``.
+        A ``facedet.detections.Detector``.
 
     Raises:
         FileNotFoundError: no such file or model name.
@@ -77,10 +77,11 @@ def is_checkpoint_file(path: str | Path) -> bool:
     return path.suffix in (".pt", ".pth", ".ckpt") and zipfile.is_zipfile(path)
 
 
-def describe(detector: Detector | Any) -> dict[str, Any]:
-    """name, stored_bytes and macs of any detector (None where it does not say)."""
+def describe(detector: Detector) -> dict[str, Any]:
+    """name, img_size, stored_bytes and macs of a detector (None where it does not say)."""
     return {
-        "name": getattr(detector, "name", type(detector).__name__),
-        "stored_bytes": getattr(detector, "stored_bytes", None),
-        "macs": getattr(detector, "macs", None),
+        "name": detector.name,
+        "img_size": detector.img_size,
+        "stored_bytes": detector.stored_bytes,
+        "macs": detector.macs,
     }

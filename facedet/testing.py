@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from facedet.config import HWGQ_STEPS, ConvSpec, ModelConfig
+from facedet.engine.bounds import layer_accumulator_bound
 from facedet.engine.fold import fold_thresholds
 from facedet.engine.schema import Head, Layer, ThresholdConv, to_manifest
 from facedet.model_file import write_model_file
@@ -71,8 +72,9 @@ def random_layers(config: ModelConfig, seed: int = 0) -> tuple[list[Layer], Head
         weight = _random_kernel(rng, spec.weight, (stored_out, stored_in, spec.kernel, spec.kernel))
         no_thresholds = np.zeros((spec.out_channels, levels), np.int64)
         down = np.zeros(spec.out_channels, bool)
+        bound = layer_accumulator_bound(spec, in_channels, input_max)
         layer = ThresholdConv.for_spec(
-            f"conv{index + 1}", spec, config.dup_axis, in_channels, input_max, weight, no_thresholds, down
+            f"conv{index + 1}", spec, config.dup_axis, in_channels, input_max, weight, no_thresholds, down, bound
         )
         effective = layer.effective_weight().reshape(spec.out_channels, -1)
         centre = mean * effective.sum(1)
@@ -80,7 +82,7 @@ def random_layers(config: ModelConfig, seed: int = 0) -> tuple[list[Layer], Head
         sign = np.where(rng.random(spec.out_channels) < 0.25, -1.0, 1.0)
         s = (sign * levels / (3.0 * spread)).astype(np.float32)  # +-1.5 sd covers the codes
         b = (levels / 2.0 - s.astype(np.float64) * centre).astype(np.float32)
-        layer.thresholds, layer.down = fold_thresholds(s, b, layer.bound, levels)
+        layer.thresholds, layer.down = fold_thresholds(s, b, bound, levels)
         layers.append(layer)
         in_channels, input_max = spec.out_channels, levels
         mean, std = levels / 2.0, levels / 2.5
@@ -123,8 +125,14 @@ def randomize_bn(model: Any, seed: int = 0, negative: float = 0.3, zero: float =
             gamma = torch.rand(n, generator=generator) + 0.2
             gamma[torch.rand(n, generator=generator) < negative] *= -1
             gamma[torch.rand(n, generator=generator) < zero] = 0.0
+            values = (
+                gamma,  # weight
+                torch.randn(n, generator=generator),  # bias
+                torch.rand(n, generator=generator) * 3 + 0.5,  # running variance
+                torch.randn(n, generator=generator),  # running mean
+            )
+            targets = (module.weight, module.bias, module.running_var, module.running_mean)
             with torch.no_grad():
-                module.weight.copy_(gamma)
-                module.bias.copy_(torch.randn(n, generator=generator))
-                module.running_var.copy_(torch.rand(n, generator=generator) * 3 + 0.5)
-                module.running_mean.copy_(torch.randn(n, generator=generator))
+                for target, value in zip(targets, values, strict=True):
+                    assert target is not None  # affine batch-norm with running statistics
+                    target.copy_(value)

@@ -23,7 +23,10 @@ from facedet.data.dataset import FaceDataset, collate
 from facedet.data.transforms import build_transforms
 from facedet.loss import region_loss
 from facedet.models import MODELS, build_model, model_config
-from facedet.train import TrainConfig, _Dist, _load_split, epoch_order
+from facedet.training.config import TrainConfig
+from facedet.training.data import load_split
+from facedet.training.distributed import Dist
+from facedet.training.schedule import epoch_order
 
 
 def main() -> None:
@@ -42,7 +45,7 @@ def main() -> None:
 
     cfg = TrainConfig(data_root=args.data_root, img_size=args.img_size, cache_dir=args.cache_dir)
     t0 = time.perf_counter()
-    samples, cache = _load_split(cfg, "train", None, _Dist("cpu"))
+    samples, cache = load_split(cfg, "train", None, Dist("cpu"))
     print(f"cache ready: {len(samples)} images in {time.perf_counter() - t0:.1f} s ({cache.data_file})")
     dataset = FaceDataset(samples, cache, build_transforms("train", args.img_size))
     order = epoch_order(len(dataset), 0, 0)

@@ -16,8 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-from facedet.data.fddb import load_fddb, read_detections
-from facedet.fddb_eval import FP_COUNTS, TPR_RULE, evaluate_detections, read_roc, tpr_at_fp
+from facedet.data.fddb import load_fddb
+from facedet.data.fddb_format import read_detections
+from facedet.evaluation.fddb_eval import FP_COUNTS, TPR_RULE, evaluate_detections, read_roc, tpr_at_fp
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,10 +1,10 @@
-"""Write a compact WIDER Face copy (official layout) to carry to a GPU machine.
+"""Write a compact WIDER Face copy (official layout) to send with a training job to another machine.
 
 Usage: python scripts/pack_widerface.py --src ../shared/data/widerface --dst runs/wider-256
 [--max-side 256] [--quality 75]
 
 Images are shrunk to at most --max-side px on their longer side and re-encoded as JPEG (the
-480-px copy at 256 px, quality 75: 43 MiB, inside the 64 MiB a device call carries); boxes
+480-px copy at 256 px, quality 75: 43 MiB instead of GBs); boxes
 are scaled to match (facedet/data/pack.py). Train on the copy with ``facedet train --data-root DST``
 at an --img-size no larger than --max-side. Never commit the copy (it is data).
 """

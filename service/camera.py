@@ -73,7 +73,7 @@ def open_capture(source: int | str) -> cv2.VideoCapture:
 def open_writer(path: Path, fps: float, size: tuple[int, int]) -> cv2.VideoWriter:
     """An MP4 (mp4v) writer, or MJPG for ``.avi``; raises ``CameraError`` if it cannot be created."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fourcc = cv2.VideoWriter_fourcc(*("MJPG" if path.suffix.lower() == ".avi" else "mp4v"))
+    fourcc = cv2.VideoWriter.fourcc(*("MJPG" if path.suffix.lower() == ".avi" else "mp4v"))
     writer = cv2.VideoWriter(str(path), fourcc, fps, size)
     if not writer.isOpened():
         raise CameraError(f"cannot write video {path} (unsupported extension or codec; try .mp4 or .avi)")
@@ -96,7 +96,7 @@ def run_camera(
     max_frames: int | None = None,
     min_score: float = 0.5,
     window: str = "facedet",
-    on_frame: Callable[[NDArray[np.uint8], Detections], None] | None = None,
+    on_frame: Callable[[NDArray[np.uint8], Detections], object] | None = None,
 ) -> CameraStats:
     """Detect faces on every frame until the source ends, ``max_frames``, or ``q``/Esc.
 
@@ -128,9 +128,10 @@ def run_camera(
     start = last = time.perf_counter()
     try:
         while max_frames is None or stats.frames < max_frames:
-            ok, frame = capture.read()
-            if not ok or frame is None:
+            ok, captured = capture.read()
+            if not ok or captured is None:
                 break
+            frame = np.asarray(captured, np.uint8)
             t0 = time.perf_counter()
             detections = engine.detect(frame, post).filter(min_score)
             latency = time.perf_counter() - t0

@@ -243,4 +243,4 @@ def decode_image(data: bytes, max_pixels: int) -> tuple[NDArray[np.uint8], Image
         raise ImageError(422, f"corrupt {header.format.upper()} image: the decoder could not read the pixel data")
     if image.shape[0] * image.shape[1] > max_pixels:  # belt and braces: never trust the header alone
         raise ImageError(413, f"image too large: decoded to {image.shape[1]}x{image.shape[0]} pixels")
-    return image, header
+    return np.asarray(image, np.uint8), header

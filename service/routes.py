@@ -121,10 +121,10 @@ def _require_engine(state: ServiceState) -> Engine:
 
 @asynccontextmanager
 async def _admitted(state: ServiceState) -> AsyncIterator[Engine]:
-    _require_engine(state)
+    engine = _require_engine(state)
     state.gate.enter()  # raises Busy -> 503
     try:
-        yield state.engine
+        yield engine
     finally:
         state.gate.leave()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -70,7 +70,10 @@ class BatchResponse(BaseModel):
 class HealthResponse(BaseModel):
     """Liveness / readiness."""
 
-    status: str = Field(description="'ok' when alive (/healthz) or ready (/readyz); 'loading' otherwise.")
+    status: Literal["ok"] = Field(
+        description="Always 'ok': /healthz answers while the process lives; /readyz answers 503 (with the reason) "
+        "until the model is loaded and while the service is saturated."
+    )
     model_loaded: bool = Field(description="Whether the integer model is loaded.")
 
 

@@ -12,24 +12,20 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import anyio
-import numpy as np
-from numpy.typing import NDArray
 
-from facedet.anchors import PostProcess
-from facedet.detections import Detections
+from facedet.detections import Detector
 from service.metrics import Metrics
 from service.settings import Settings
 
 T = TypeVar("T")
 
 
-class Engine(Protocol):
-    """What the service needs from ``facedet.engine.IntEngine`` (thread-safe ``detect``)."""
+class Engine(Detector, Protocol):
+    """What the service needs from ``facedet.engine.IntEngine``: a ``Detector`` (whose ``detect`` is
+    thread-safe) that also describes its model file in ``info`` (served by /v1/model)."""
 
     @property
     def info(self) -> dict[str, Any]: ...
-
-    def detect(self, image_bgr: NDArray[np.uint8], post: PostProcess | None = None) -> Detections: ...
 
 
 class Busy(Exception):

@@ -130,7 +130,8 @@ def test_load_detector_kinds(tmp_path: Path) -> None:
 
     model = write_random_model(tmp_path / "m.bin")  # found by its FDET magic, whatever the suffix
     engine = load_detector(model, img_size=72)
-    assert engine.config.img_size == 72 and describe(engine)["stored_bytes"] == engine.stored_bytes
+    expected = {"name": "tiny-random", "img_size": 72, "stored_bytes": engine.stored_bytes, "macs": engine.macs}
+    assert describe(engine) == expected
     with pytest.raises(FileNotFoundError):
         load_detector(tmp_path / "missing.fdet")
     other = tmp_path / "notes.txt"
@@ -139,3 +140,14 @@ def test_load_detector_kinds(tmp_path: Path) -> None:
         load_detector(other)
     with pytest.raises(ValueError, match="unknown peer"):
         load_detector("peer:no-such-peer")
+
+
+def test_eval_fddb_run_json_records_the_detector(tmp_path: Path) -> None:
+    """run.json (and so the report) carries the Detector protocol's fields, img_size included."""
+    model = write_random_model(tmp_path / "m.fdet")
+    fddb = Path(__file__).parent / "data" / "fddb"
+    out = tmp_path / "eval"
+    command = ["eval", "fddb", "--fddb-root", str(fddb), "--model", f"{model}:m", "--out", str(out), "--no-report"]
+    assert main(command) == 0
+    info = json.loads((out / "m" / "run.json").read_text())
+    assert info["img_size"] == 64 and info["stored_bytes"] > 0 and info["macs"] > 0

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from facedet.data.fddb import load_fddb
-from facedet.fddb_eval import (
+from facedet.evaluation.fddb_eval import (
     ImageResult,
     Roc,
     accumulate,

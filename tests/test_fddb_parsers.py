@@ -7,11 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facedet.data.fddb import (
+from facedet.data.fddb import ellipse_bounding_boxes, load_fddb
+from facedet.data.fddb_format import (
     FDDBFormatError,
     boxes_to_rect_rows,
-    ellipse_bounding_boxes,
-    load_fddb,
     read_detections,
     read_ellipse_list,
     read_fold_list,

@@ -12,7 +12,7 @@ from facedet.model_summary import summarize, totals
 from facedet.models import MODELS, build_model, model_config
 
 NAMES = ("tiny-yolo", "ifq-tinier-yolo", "dupnet-tinier-yolo")
-IFQ_BUDGET_BYTES = 246_682  # 240.9 KiB (REFERENCE.md)
+IFQ_BUDGET_BYTES = 246_682  # 240.9 KiB (DupNet paper, docs/method.md §3)
 DUPNET_BUDGET_BYTES = 37_786  # 36.9 KiB
 
 

@@ -10,11 +10,12 @@ import pytest
 
 from facedet.cli import main
 from facedet.commands.eval import split_label
-from facedet.data.fddb import load_fddb, write_detections
+from facedet.data.fddb import load_fddb
+from facedet.data.fddb_format import write_detections
 from facedet.detections import Detections
+from facedet.evaluation.fddb_eval import evaluate_detections
 from facedet.evaluation.report import PUBLISHED, ModelEntry, write_report
 from facedet.evaluation.wider_ap import wider_ap
-from facedet.fddb_eval import evaluate_detections
 
 FIXTURE = Path(__file__).resolve().parent / "data" / "fddb"
 

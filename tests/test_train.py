@@ -12,13 +12,15 @@ import numpy as np
 import pytest
 import torch
 
-import facedet.train
+import facedet.training.engine
 from facedet.cli import main
 from facedet.config import ModelConfig
 from facedet.detections import Detections
 from facedet.evaluation.wider_ap import wider_ap
 from facedet.models import DEFAULT_ANCHORS
 from facedet.models.checkpoint import CheckpointError, load_checkpoint, load_model
+from facedet.training.config import TrainConfig
+from facedet.training.loop import train
 
 MODEL = "dupnet-tinier-yolo"  # the smallest preset: a training step takes milliseconds at 64 px
 
@@ -126,7 +128,7 @@ def test_truncated_checkpoint_raises(wider_root: Path, tmp_path: Path, capsys: p
 def test_non_finite_loss_stops_with_the_offending_terms(
     wider_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    real_loss: Callable[..., dict[str, torch.Tensor]] = facedet.train.region_loss
+    real_loss: Callable[..., dict[str, torch.Tensor]] = facedet.training.engine.region_loss
     calls = []
 
     def loss_with_nan_box_at_step_2(*args: Any, **kwargs: Any) -> dict[str, torch.Tensor]:
@@ -137,7 +139,7 @@ def test_non_finite_loss_stops_with_the_offending_terms(
             terms["total"] = terms["box"] + terms["obj"] + terms["noobj"]
         return terms
 
-    monkeypatch.setattr(facedet.train, "region_loss", loss_with_nan_box_at_step_2)
+    monkeypatch.setattr(facedet.training.engine, "region_loss", loss_with_nan_box_at_step_2)
     out = tmp_path / "run"
     code = _train(
         wider_root, out, tmp_path / "cache", "--epochs", "2", "--anchors", "preset", "--checkpoint-every", "1"
@@ -148,10 +150,10 @@ def test_non_finite_loss_stops_with_the_offending_terms(
     assert "offending terms {'box': nan, 'total': nan}" in message
     # Training stopped before the bad step changed anything: the last checkpoint is step 1's.
     assert load_checkpoint(out / "last.pt")["step"] == 1
-    with pytest.raises(facedet.train.NonFiniteLossError, match="'box': nan"):
+    with pytest.raises(facedet.training.engine.NonFiniteLossError, match="'box': nan"):
         calls.clear()
-        facedet.train.train(
-            facedet.train.TrainConfig(
+        train(
+            TrainConfig(
                 model=MODEL, data_root=str(wider_root), out=str(tmp_path / "api"), img_size=64, epochs=1,
                 batch_size=4, workers=0, threads=1, anchors="preset", cache_dir=str(tmp_path / "cache"),
                 progress=False,
@@ -187,3 +189,66 @@ def test_bad_arguments_fail_in_one_line_before_any_slow_work(
     assert "multiple of 32" in capsys.readouterr().err
     assert _train(tmp_path / "nowhere", tmp_path / "c", cache) == 2
     assert "annotation file not found" in capsys.readouterr().err
+
+
+def test_train_flags_are_the_config_fields() -> None:
+    """`facedet train` has one flag per TrainConfig field, with the field's default."""
+    import argparse
+    import dataclasses
+
+    from facedet.commands.train import add_arguments, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--model", "tiny-yolo", "--out", "runs/x"])
+    assert config_from_args(args) == TrainConfig(model="tiny-yolo", out="runs/x")
+    assert {f.name for f in dataclasses.fields(TrainConfig)} <= set(vars(args))
+    args = parser.parse_args(["--model", "tiny-yolo", "--out", "o", "--multi-anchor-iou", "-1", "--no-progress"])
+    cfg = config_from_args(args)
+    assert cfg.multi_anchor_iou is None and cfg.progress is False
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--model", "no-such-model", "--out", "o"])
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"anchors": "kmeans"}, "anchors must be one of"),
+        ({"model": "yolo9000"}, "model must be one of"),
+        ({"img_size": 100}, "multiple of 32"),
+        ({"deploy_size": 0}, "multiple of 32"),
+        ({"face_min": 50.0, "face_max": 20.0}, "face_min <= face_max"),
+        ({"max_images": 8, "batch_size": 32}, "fewer than one batch of 32; use --batch-size 8"),
+        ({"ema_decay": 1.0}, "ema_decay"),
+        ({"select_metric": "ap75"}, "select_metric must be one of"),
+    ],
+)
+def test_train_config_checks_itself(change: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**change)
+
+
+def test_teacher_detections_join_training(wider_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from facedet.data.cache import ImageCache
+    from facedet.data.teacher import TeacherBoxes
+
+    cache_dir = tmp_path / "cache"
+    assert _train(wider_root, tmp_path / "plain", cache_dir, "--epochs", "1", "--max-steps", "1") == 0
+    # A teacher cache beside the image cache (as `--teacher NAME` writes it on first use): one face
+    # the annotation lacks in every image, in the top-right corner.
+    (data_file,) = cache_dir.glob("wider-train-*.u8")
+    images = len(ImageCache(data_file, json.loads(data_file.with_suffix(".json").read_text()).copy()))
+    teacher = TeacherBoxes(
+        np.arange(images + 1, dtype=np.int64),
+        np.tile(np.array([[60, 2, 90, 40]], np.float32), (images, 1)),
+        np.full(images, 0.9, np.float32),
+    )
+    teacher.save(data_file.with_name(f"{data_file.stem}.teacher-fake.npz"))
+    out = tmp_path / "distilled"
+    assert _train(wider_root, out, cache_dir, "--epochs", "1", "--max-steps", "2", "--teacher", "fake") == 0
+    assert load_checkpoint(out / "last.pt")["train_config"]["teacher"] == "fake"
+    # A teacher with no cache and no such peer: one line, before training.
+    capsys.readouterr()
+    assert _train(wider_root, tmp_path / "x", cache_dir, "--max-steps", "1", "--teacher", "nobody") == 2
+    err = capsys.readouterr().err
+    assert "unknown peer 'nobody'" in err and err.count("\n") == 1

@@ -106,7 +106,7 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
 
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     detector = load_detector(spec["source"], img_size=spec.get("img_size"))
-    frames = [(Path(p).name, cv2.imread(p, cv2.IMREAD_COLOR)) for p in spec["frames"]]
+    frames = [(Path(p).name, np.asarray(cv2.imread(p, cv2.IMREAD_COLOR), np.uint8)) for p in spec["frames"]]
     results = []
     for name, frame in frames:
         detector.detect(frame)  # warm-up: caches, lazy allocations
@@ -126,14 +126,14 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
         )
     return {
         "detector": spec["label"],
-        "name": getattr(detector, "name", spec["label"]),
+        "name": detector.name,
         "engine": getattr(detector, "engine", None),
         "isa": getattr(detector, "isa", None),
         "threads": threads,
         "frames": results,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "rss_after_imports_mb": rss_before / 1024,
-        "stored_bytes": getattr(detector, "stored_bytes", None),
+        "stored_bytes": detector.stored_bytes,
     }
 
 
@@ -149,7 +149,8 @@ def _run_worker(spec: dict[str, Any]) -> dict[str, Any]:
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["no output"])[-1]
         raise RuntimeError(f"{spec['label']} ({spec['threads']} threads) failed: {last}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    row: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return row
 
 
 def flat_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -78,9 +78,9 @@ class Outputs:
             with open(self.labels / f"{name.stem}.txt", "a" if frame else "w") as handle:
                 handle.writelines(lines)
         if self.crops is not None:
-            self._write_crops(name, image, detections, frame)
+            self._write_crops(self.crops, name, image, detections, frame)
 
-    def _write_crops(self, name: Path, image: Any, detections: Any, frame: int | None) -> None:
+    def _write_crops(self, crops: Path, name: Path, image: Any, detections: Any, frame: int | None) -> None:
         import cv2
 
         height, width = image.shape[:2]
@@ -88,7 +88,7 @@ class Outputs:
         for k, (x1, y1, x2, y2) in enumerate(detections.boxes.round().astype(int)):
             crop = image[max(0, y1) : min(height, y2), max(0, x1) : min(width, x2)]
             if crop.size:
-                cv2.imwrite(str(self.crops / f"{stem}_{k}.jpg"), crop)
+                cv2.imwrite(str(crops / f"{stem}_{k}.jpg"), crop)
 
 
 def _detect_image(detector: Any, path: Path, outputs: Outputs, min_score: float) -> None:
@@ -127,7 +127,7 @@ def _detect_video(detector: Any, path: Path, outputs: Outputs, min_score: float)
                 if writer is None:
                     size = (frame.shape[1], frame.shape[0])
                     target = outputs.out / (path.stem + ".mp4")
-                    writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"mp4v"), fps or 25.0, size)
+                    writer = cv2.VideoWriter(str(target), cv2.VideoWriter.fourcc(*"mp4v"), fps or 25.0, size)
                 writer.write(draw_detections(frame, detections))
     except ValueError as exc:  # not a video after all
         outputs.error(path, str(exc).removeprefix(f"{path}: "))

@@ -18,10 +18,14 @@ import logging
 import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from facedet.commands.common import UsageError, check_img_size, existing_dir, positive_int, score
 from facedet.commands.engine_args import add_engine_arguments, apply_engine_arguments
+
+if TYPE_CHECKING:
+    from facedet.data.fddb import FDDBSet
+    from facedet.detections import Detector
 
 log = logging.getLogger(__name__)
 
@@ -109,28 +113,29 @@ def _safe(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", label) or "model"
 
 
-def _load_model(path: Path, img_size: int | None, min_score: float) -> Any:
+def _load_model(path: Path, img_size: int | None, min_score: float) -> Detector:
     from facedet.anchors import PostProcess
     from facedet.runtime import load_detector  # imported only when needed (torch for checkpoints)
 
     return load_detector(path, img_size=img_size, post=PostProcess(score_threshold=min_score, max_detections=200))
 
 
-def _run_detector(detector: Any, fddb: Any, out_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+def _run_detector(detector: Detector, fddb: FDDBSet, out_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run a Detector over the present images; returns (detections by name, run info)."""
     import cv2
+    import numpy as np
     from tqdm import tqdm
 
-    from facedet.data.fddb import boxes_to_rect_rows, write_detections
+    from facedet.data.fddb_format import boxes_to_rect_rows, write_detections
 
     detections: dict[str, Any] = {}
     total_s = 0.0
-    for image in tqdm(fddb.images, desc=getattr(detector, "name", "detector"), unit="img"):
+    for image in tqdm(fddb.images, desc=detector.name, unit="img"):
         bgr = cv2.imread(str(fddb.path(image)), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
         if bgr is None:
             raise FileNotFoundError(f"cannot read {fddb.path(image)}")
         start = time.perf_counter()
-        dets = detector.detect(bgr)
+        dets = detector.detect(np.asarray(bgr, np.uint8))
         total_s += time.perf_counter() - start
         detections[image.name] = boxes_to_rect_rows(dets.boxes, dets.scores)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -138,9 +143,9 @@ def _run_detector(detector: Any, fddb: Any, out_dir: Path) -> tuple[dict[str, An
     info = {
         "ms_per_image": 1000.0 * total_s / max(1, len(fddb.images)),
         "images": len(fddb.images),
-        "stored_bytes": getattr(detector, "stored_bytes", None),
-        "macs": getattr(detector, "macs", None),
-        "img_size": getattr(detector, "img_size", None),
+        "stored_bytes": detector.stored_bytes,
+        "macs": detector.macs,
+        "img_size": detector.img_size,
         "kind": "rect",
         "det_count": int(sum(len(v) for v in detections.values())),
     }
@@ -148,10 +153,8 @@ def _run_detector(detector: Any, fddb: Any, out_dir: Path) -> tuple[dict[str, An
     return detections, info
 
 
-def _run_fddb(args: argparse.Namespace) -> int:
-    from facedet.data.fddb import load_fddb, read_detections
-    from facedet.fddb_eval import FDDBScorer
-
+def _check_fddb_args(args: argparse.Namespace) -> None:
+    """Every argument problem as a UsageError, before anything slow."""
     if not (args.detections or args.model or args.peer):
         raise UsageError("nothing to score: give --detections, --model or --peer")
     if any(not 1 <= fold <= 10 for fold in args.folds or ()):
@@ -162,20 +165,64 @@ def _run_fddb(args: argparse.Namespace) -> int:
     for spec in args.detections:
         if not split_label(spec)[0].is_file():
             raise UsageError(f"--detections {spec}: no such file")
-    if args.threads is not None:
-        import cv2
 
-        cv2.setNumThreads(args.threads)
-    # Every model is loaded (and so checked) before the first image is read: a bad --model
-    # fails in a second, not after another model's FDDB run.
-    models = []
+
+def _load_detectors(args: argparse.Namespace) -> list[tuple[str, str, Detector]]:
+    """(label, source, detector) of every --model, then every --peer."""
+    from facedet.peers import load_peer
+
+    detectors = []
     for path, label in map(split_label, args.model):
         detector = _load_model(path, args.img_size, args.min_score)
         # weights/default.fdet is a copy of the best model: label it by what it is.
-        models.append((path, detector.name if label == "default" else label, detector))
-    from facedet.peers import load_peer
+        detectors.append((detector.name if label == "default" else label, f"model {path}", detector))
+    detectors += [(name, f"peer {name}", load_peer(name)) for name in args.peer]
+    return detectors
 
-    peers = [(name, load_peer(name)) for name in args.peer]
+
+def _set_threads(args: argparse.Namespace) -> None:
+    """--threads for OpenCV, and for torch when a --model may be a checkpoint."""
+    if args.threads is None:
+        return
+    import cv2
+
+    cv2.setNumThreads(args.threads)
+    if args.model:
+        try:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        except ImportError:
+            pass
+
+
+def _read_detection_files(
+    args: argparse.Namespace, fddb: FDDBSet
+) -> list[tuple[str, str, dict[str, Any], dict[str, Any]]]:
+    """(label, source, detections by name, run info) of every --detections file."""
+    from facedet.data.fddb_format import read_detections
+
+    out = []
+    for spec in args.detections:
+        path, label = split_label(spec)
+        detections = read_detections(path, fddb.order, kind="ellipse" if args.ellipses else "rect")
+        sidecar = path.parent / "run.json"
+        info = json.loads(sidecar.read_text()) if sidecar.exists() else {}
+        if info.get("images") not in (None, len(fddb.images)):
+            info = {k: v for k, v in info.items() if k != "ms_per_image"}  # timed on another image set
+        out.append((label, f"detections file {path}", detections, info))
+    return out
+
+
+def _run_fddb(args: argparse.Namespace) -> int:
+    from facedet.data.fddb import load_fddb
+    from facedet.evaluation.fddb_eval import FDDBScorer
+
+    _check_fddb_args(args)
+    _set_threads(args)
+    # Every model is loaded (and so checked) before the first image is read: a bad --model
+    # fails in a second, not after another model's FDDB run.
+    detectors = _load_detectors(args)
     fddb = load_fddb(args.fddb_root, args.folds).subset(args.max_images)
     print(
         f"FDDB: {len(fddb.images)} images with {fddb.num_faces} faces scored; "
@@ -188,38 +235,25 @@ def _run_fddb(args: argparse.Namespace) -> int:
     def score(label: str, source: str, detections: dict[str, Any], kind: str, info: dict[str, Any]) -> None:
         start = time.perf_counter()
         result = scorer.score(detections, kind)  # type: ignore[arg-type]
-        out_dir = args.out / _safe(label)
-        result.roc.write(out_dir)
-        m = result.metrics()
+        result.roc.write(args.out / _safe(label))
+        m: dict[str, Any] = result.metrics()
         print(
-            f"{label}: disc TPR@1000FP {m['overall']['disc']['1000']:.4f}, "  # type: ignore[index]
+            f"{label}: disc TPR@1000FP {m['overall']['disc']['1000']:.4f}, "
             f"cont {m['overall']['cont']['1000']:.4f} ({time.perf_counter() - start:.1f} s to score)"
         )
         runs.append({"label": label, "source": source, "result": result, "info": info, "dets": detections})
 
-    kind = "ellipse" if args.ellipses else "rect"
-    for spec in args.detections:
-        path, label = split_label(spec)
-        detections = read_detections(path, fddb.order, kind=kind)
-        sidecar = path.parent / "run.json"
-        info = json.loads(sidecar.read_text()) if sidecar.exists() else {}
-        if info.get("images") not in (None, len(fddb.images)):
-            info = {k: v for k, v in info.items() if k != "ms_per_image"}  # timed on another image set
-        score(label, f"detections file {path}", detections, kind, info)
-    if args.threads is not None and args.model:
-        try:
-            import torch
-
-            torch.set_num_threads(args.threads)
-        except ImportError:
-            pass
-    for path, label, detector in models:
+    for label, source, detections, info in _read_detection_files(args, fddb):
+        score(label, source, detections, "ellipse" if args.ellipses else "rect", info)
+    for label, source, detector in detectors:
         detections, info = _run_detector(detector, fddb, args.out / _safe(label))
-        score(label, f"model {path}", detections, "rect", info)
-    for name, detector in peers:
-        detections, info = _run_detector(detector, fddb, args.out / _safe(name))
-        score(name, f"peer {name}", detections, "rect", info)
+        score(label, source, detections, "rect", info)
+    _write_results(args, fddb, runs)
+    return 0
 
+
+def _write_results(args: argparse.Namespace, fddb: FDDBSet, runs: list[dict[str, Any]]) -> None:
+    """metrics.json, and unless --no-report report.md and report.html."""
     metrics = {
         "fddb_root": str(args.fddb_root),
         "images": len(fddb.images),
@@ -248,7 +282,6 @@ def _run_fddb(args: argparse.Namespace) -> int:
         md, html = write_report(args.out, entries, fddb, num_samples=args.samples)
         print(f"wrote {md} and {html}")
     print(f"wrote {args.out / 'metrics.json'}")
-    return 0
 
 
 def _run_wider(args: argparse.Namespace) -> int:
@@ -277,7 +310,7 @@ def _run_wider(args: argparse.Namespace) -> int:
         if bgr is None:
             raise FileNotFoundError(f"cannot read {sample.path}")
         gts.append((np.asarray(sample.boxes, np.float64), np.asarray(sample.invalid, bool)))
-        dets.append(detector.detect(bgr))
+        dets.append(detector.detect(np.asarray(bgr, np.uint8)))
     metrics = wider_ap(gts, dets, min_size=args.min_face)
     print(json.dumps(metrics, indent=2))
     if args.out is not None:

@@ -24,6 +24,7 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from facedet.commands.common import UsageError, check_img_size, existing_dir, positive_int, require_extra, writable_file
 
@@ -94,7 +95,7 @@ def image_files(directory: str | Path, limit: int | None = None) -> list[Path]:
     return [files[int(i * step)] for i in range(limit)]
 
 
-def read_images(files: list[Path]) -> list:
+def read_images(files: list[Path]) -> list[Any]:
     import cv2
 
     images = []

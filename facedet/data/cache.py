@@ -31,13 +31,12 @@ class ImageDecodeError(OSError):
     """An image file that OpenCV cannot decode."""
 
 
-def default_cache_dir(data_root: str | Path) -> Path:
+def default_cache_dir() -> Path:
     """``$FACEDET_CACHE``, else ``$XDG_CACHE_HOME/facedet`` (``~/.cache/facedet``).
 
     Never next to the data set: data folders are often read-only or shared. The cache key holds
     the resolved image paths, so several data roots share one cache folder safely.
     """
-    del data_root  # the key already distinguishes data roots
     if os.environ.get("FACEDET_CACHE"):
         return Path(os.environ["FACEDET_CACHE"])
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "facedet"
@@ -77,9 +76,7 @@ class ImageCache:
         self._data: np.memmap | None = None
 
     @classmethod
-    def build(
-        cls, paths: Sequence[str | Path], cache_dir: str | Path, name: str, max_side: int = 640, rebuild: bool = False
-    ) -> ImageCache:
+    def build(cls, paths: Sequence[str | Path], cache_dir: str | Path, name: str, max_side: int = 640) -> ImageCache:
         """Open the cache of ``paths`` in ``cache_dir``, (re)building it if missing or stale.
 
         Args:
@@ -87,7 +84,6 @@ class ImageCache:
             cache_dir: where the ``.u8`` and ``.json`` files live (created if needed).
             name: file name prefix (e.g. ``"wider-train"``).
             max_side: images whose longest side exceeds this are shrunk to it (INTER_AREA).
-            rebuild: force a rebuild.
         """
         paths = [Path(p) for p in paths]
         cache_dir = Path(cache_dir)
@@ -95,7 +91,7 @@ class ImageCache:
         key = cache_key(paths, max_side)
         data_file = cache_dir / f"{name}-{key}.u8"
         index_file = cache_dir / f"{name}-{key}.json"
-        if not rebuild and data_file.is_file() and index_file.is_file():
+        if data_file.is_file() and index_file.is_file():
             index = json.loads(index_file.read_text())
             if index.get("key") == key and data_file.stat().st_size == index["total_bytes"]:
                 return cls(data_file, index)

@@ -74,7 +74,7 @@ class FaceDataset(Dataset):
         sample = self.samples[index]
         height, width = self.cache.shape(index)
         # The cache may have shrunk the image; annotation boxes are in original pixels.
-        original = _original_size(sample, self.cache, index)
+        original = _original_size(self.cache, index)
         sx, sy = width / original[1], height / original[0]
         boxes = sample.boxes * np.array([sx, sy, sx, sy], np.float32)
         boxes[:, 0::2] = np.clip(boxes[:, 0::2], 0, width)
@@ -113,7 +113,8 @@ class FaceDataset(Dataset):
         }
 
 
-def _original_size(sample: WiderSample, cache: ImageCache, index: int) -> tuple[int, int]:
+def _original_size(cache: ImageCache, index: int) -> tuple[int, int]:
+    """(height, width) of the image before the cache shrank it (older caches lack it: the cached size)."""
     entry = cache.entries[index]
     if "original_shape" in entry:
         return tuple(entry["original_shape"][:2])  # type: ignore[return-value]

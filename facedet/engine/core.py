@@ -1,6 +1,6 @@
 """``IntEngine``: runs an integer model file with numpy and OpenCV only.
 
-Per layer (REFERENCE.md 1.1, 2.4), on NHWC float32 maps holding integers:
+Per layer (the folded network of docs/method.md §3-4), on NHWC float32 maps holding integers:
 
 1. duplicated weight channels, input axis: sum the d input-channel groups, then convolve with the
    stored (d times smaller) kernel; output axis: convolve with the stored filters once and
@@ -60,7 +60,7 @@ class _CompiledThreshold:
         if self.group > 1:
             height, width, channels = x.shape
             x = x.reshape(height, width, self.group, channels // self.group).sum(axis=2)
-        acc = self.conv(x)  # (H, W, Cs_out)
+        acc: NDArray[Any] = self.conv(x)  # (H, W, Cs_out)
         if self.replicate > 1:
             acc = np.tile(acc, (1, 1, self.replicate))  # out channel o uses stored filter o % Cs_out
         if self.sign is not None:
@@ -95,7 +95,8 @@ class _CompiledHead:
 
 
 class IntEngine:
-    """An integer face detector loaded from a ``.fdet`` file (see ``facedet.model_file``).
+    """An integer face detector loaded from a ``.fdet`` file (see ``facedet.model_file``); a
+    ``facedet.detections.Detector``.
 
     Attributes:
         config: the model config (``img_size`` replaced when overridden).
@@ -199,6 +200,11 @@ class IntEngine:
             if layer.pool == "max2":
                 size //= 2
         return total + self.head.out_channels * self.head.in_channels * size * size
+
+    @property
+    def img_size(self) -> int:
+        """The square network input in pixels (``Detector`` protocol)."""
+        return self.config.img_size
 
     def _input(self, letterboxed: NDArray[Any]) -> NDArray[Any]:
         size = self.config.img_size

@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 from facedet.engine.schema import Head, Layer, RequantConv, ThresholdConv
 
 try:
-    from facedet.engine import _native
+    from facedet.engine import _native  # type: ignore[attr-defined]  # a C extension, no stub
 except ImportError:  # not built (no compiler at install time): the numpy engine runs instead
     _native = None
 
@@ -145,8 +145,8 @@ class NativeLayer:
             out = np.empty((out_h, out_w, self.out_channels), np.float32)
         else:
             out = np.empty((out_h, out_w, self.out_channels // group), np.uint8)
-        dims = (height, width, channels, self.zero_point, self.k, self.groups, self.out_channels, self.out_pad)
-        dims += (POOLS[self.pool], self.kind, self.levels, group, int(self.pairs_fit_int16))
+        dims = (height, width, channels, self.zero_point, self.k, self.groups, self.out_channels, self.out_pad,
+                POOLS[self.pool], self.kind, self.levels, group, int(self.pairs_fit_int16))  # fmt: skip
         x = np.ascontiguousarray(x, np.uint8)
         _native.conv(isa, dims, x, self.weights, self._thresholds, self._requant, self._affine, out)
         return out

@@ -4,7 +4,7 @@ Feature maps are NHWC without the batch axis: (H, W, C) float32 arrays that hold
 (pixels, activation codes or accumulators). float32 represents every integer below 2^24
 exactly, and a sum of integers whose partial sums all stay below 2^24 is exact in any order, so
 a BLAS ``sgemm`` is an exact integer convolution as long as the layer's accumulator bound
-(``facedet.model_summary.accumulator_bound``) is below 2^24. ``conv2d`` checks the bound and
+(``facedet.engine.bounds.accumulator_bound``) is below 2^24. ``conv2d`` checks the bound and
 falls back to exact per-tap float32 products summed in float64 (int8 Tiny-YOLO's deep layers).
 
 Two convolution layouts, chosen per layer by shape (measured on a 2-core AVX2 machine; see
@@ -13,6 +13,8 @@ zero-padded map, which avoids the im2col copy and wins on large maps with 16+ ch
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -136,17 +138,23 @@ def pool(x: NDArray[np.generic], kind: str) -> NDArray[np.generic]:
         # Four strided views and three elementwise maxima: ~5x faster than a reshape + max
         # reduction over two non-contiguous axes. Odd sizes drop the last row/column (floor).
         h, w = (x.shape[0] // 2) * 2, (x.shape[1] // 2) * 2
-        return np.maximum(np.maximum(x[0:h:2, 0:w:2], x[0:h:2, 1:w:2]), np.maximum(x[1:h:2, 0:w:2], x[1:h:2, 1:w:2]))
+        pooled: NDArray[Any] = np.maximum(
+            np.maximum(x[0:h:2, 0:w:2], x[0:h:2, 1:w:2]), np.maximum(x[1:h:2, 0:w:2], x[1:h:2, 1:w:2])
+        )
+        return pooled
     if kind == "max2s1":
         padded = np.concatenate([x, x[-1:]], axis=0)
         padded = np.concatenate([padded, padded[:, -1:]], axis=1)
-        return np.maximum(np.maximum(padded[:-1, :-1], padded[1:, :-1]), np.maximum(padded[:-1, 1:], padded[1:, 1:]))
+        pooled_s1: NDArray[Any] = np.maximum(
+            np.maximum(padded[:-1, :-1], padded[1:, :-1]), np.maximum(padded[:-1, 1:], padded[1:, 1:])
+        )
+        return pooled_s1
     if kind == "none":
         return x
     raise ValueError(f"unknown pool {kind!r}")
 
 
-def threshold_codes(acc: NDArray[np.floating], thresholds: F32) -> F32:
+def threshold_codes(acc: NDArray[Any], thresholds: F32) -> F32:
     """Codes ``#{k : acc >= T_k}`` per channel.
 
     Args:
@@ -163,7 +171,7 @@ def threshold_codes(acc: NDArray[np.floating], thresholds: F32) -> F32:
     return codes
 
 
-def requantize(z: NDArray[np.int64], multiplier: NDArray[np.int64], shift: NDArray[np.int64]) -> NDArray[np.int64]:
+def requantize(z: NDArray[np.int64], multiplier: NDArray[np.integer], shift: NDArray[np.integer]) -> NDArray[np.int64]:
     """Fixed-point requantization ``round(z * m / 2^shift)`` (round half up), per channel.
 
     Args:
@@ -176,4 +184,5 @@ def requantize(z: NDArray[np.int64], multiplier: NDArray[np.int64], shift: NDArr
         (..., C) int64, not yet clipped.
     """
     m = np.where(z >= 0, multiplier[0], multiplier[1])
-    return (z * m + (np.int64(1) << (shift - 1))) >> shift
+    out: NDArray[np.int64] = (z * m + (np.int64(1) << (shift - 1))) >> shift
+    return out

@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from facedet.config import ConvSpec, ModelConfig
-from facedet.model_summary import INT16_MAX, layer_accumulator_bound
+from facedet.engine.bounds import INT16_MAX
 
 INT = NDArray[np.integer]
 
@@ -57,8 +57,10 @@ class ThresholdConv:
         weight: INT,
         thresholds: INT,
         down: NDArray[np.bool_],
+        bound: int,
     ) -> ThresholdConv:
-        """The block a model config's layer ``spec`` describes, with its accumulator bound computed."""
+        """The block a model config's layer ``spec`` describes; ``bound`` is its accumulator bound
+        (``facedet.engine.bounds.layer_accumulator_bound``, the one its thresholds were folded with)."""
         return cls(
             name=name,
             in_channels=in_channels,
@@ -70,7 +72,7 @@ class ThresholdConv:
             dup_axis=dup_axis,
             dup_input=spec.dup_input,
             input_max=input_max,
-            bound=layer_accumulator_bound(spec, in_channels, input_max),
+            bound=bound,
             weight=weight,
             thresholds=thresholds,
             down=down,

@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from facedet.data.fddb import FDDBSet
-from facedet.fddb_eval import FP_COUNTS, TPR_RULE, FDDBEvaluation, Roc
+from facedet.evaluation.fddb_eval import FP_COUNTS, TPR_RULE, FDDBEvaluation, Roc
 
 __all__ = ["ModelEntry", "PublishedRow", "PUBLISHED", "write_report", "operating_threshold"]
 
@@ -152,6 +152,7 @@ def _samples_figure(entries: Sequence[ModelEntry], fddb: FDDBSet, num: int) -> b
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     with_dets = [e for e in entries if e.detections is not None]
     if num <= 0 or not fddb.images:
@@ -172,7 +173,8 @@ def _samples_figure(entries: Sequence[ModelEntry], fddb: FDDBSet, num: int) -> b
             angle = float(np.degrees(t))
             cv2.ellipse(bgr, (round(cx), round(cy)), (int(ra), int(rb)), angle, 0, 360, GROUND_TRUTH_BGR, 2)
         for i, e in enumerate(with_dets):
-            rows_ = np.asarray(e.detections[image.name], np.float64) if image.name in e.detections else np.zeros((0, 5))
+            found = e.detections or {}
+            rows_ = np.asarray(found[image.name], np.float64) if image.name in found else np.zeros((0, 5))
             keep = rows_[rows_[:, -1] >= operating_threshold(e.evaluation.roc)] if rows_.size else rows_
             color = tuple(int(_COLORS[i % len(_COLORS)][k : k + 2], 16) for k in (5, 3, 1))  # hex -> BGR
             for row in keep:
@@ -184,10 +186,8 @@ def _samples_figure(entries: Sequence[ModelEntry], fddb: FDDBSet, num: int) -> b
                     cv2.ellipse(bgr, (round(cx), round(cy)), (int(ra), int(rb)), float(np.degrees(t)), 0, 360, color, 2)
         ax.imshow(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
         ax.set_title(f"{image.name} (fold {image.fold}, {image.num_faces} faces)", fontsize=8)
-    handles = [plt.Line2D([], [], color="#00c800", lw=2, label="ground truth")]
-    handles += [
-        plt.Line2D([], [], color=_COLORS[i % len(_COLORS)], lw=2, label=e.label) for i, e in enumerate(with_dets)
-    ]
+    handles = [Line2D([], [], color="#00c800", lw=2, label="ground truth")]
+    handles += [Line2D([], [], color=_COLORS[i % len(_COLORS)], lw=2, label=e.label) for i, e in enumerate(with_dets)]
     fig.legend(handles=handles, loc="lower center", ncol=min(4, len(handles)), fontsize=8)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     data = _png(fig, dpi=80)
@@ -229,7 +229,31 @@ def write_report(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    figures: list[tuple[str, str, bytes]] = [
+    figures = _figures(entries, fddb, num_samples, max_fp)
+    for name, _, data in figures:
+        (out_dir / name).write_bytes(data)
+    header, rows = _table(entries)
+    scope = (
+        f"{len(fddb.images):,} images with {fddb.num_faces:,} faces scored; {len(fddb.missing):,} images "
+        f"({fddb.num_missing_faces:,} faces) absent from `{fddb.root}` were skipped."
+    )
+    protocol = (
+        "Official FDDB protocol (Jain & Learned-Miller 2010): pixel-set overlap of detection and "
+        "ground-truth ellipse clipped to the image, per-image maximum-weight matching, every distinct "
+        f"score as a threshold. {TPR_RULE}."
+    )
+    md_path = out_dir / "report.md"
+    md_path.write_text(_markdown(scope, protocol, header, rows, figures))
+    html_path = out_dir / "report.html"
+    html_path.write_text(_html(scope, protocol, header, rows, figures))
+    return md_path, html_path
+
+
+Figure = tuple[str, str, bytes]  # file name, caption, PNG bytes
+
+
+def _figures(entries: Sequence[ModelEntry], fddb: FDDBSet, num_samples: int, max_fp: int) -> list[Figure]:
+    figures: list[Figure] = [
         (
             "roc_discrete.png",
             "Discrete ROC (match when overlap > 0.5; grey markers: published TPR@1000 FP, spread around 1,000)",
@@ -246,20 +270,10 @@ def write_report(
                 samples,
             )
         )
-    for name, _, data in figures:
-        (out_dir / name).write_bytes(data)
+    return figures
 
-    header, rows = _table(entries)
-    scope = (
-        f"{len(fddb.images):,} images with {fddb.num_faces:,} faces scored; {len(fddb.missing):,} images "
-        f"({fddb.num_missing_faces:,} faces) absent from `{fddb.root}` were skipped."
-    )
-    protocol = (
-        "Official FDDB protocol (Jain & Learned-Miller 2010): pixel-set overlap of detection and "
-        "ground-truth ellipse clipped to the image, per-image maximum-weight matching, every distinct "
-        f"score as a threshold. {TPR_RULE}."
-    )
 
+def _markdown(scope: str, protocol: str, header: list[str], rows: list[list[str]], figures: list[Figure]) -> str:
     md = [
         "# FDDB evaluation report",
         "",
@@ -279,9 +293,10 @@ def write_report(
     ]
     for name, caption, _ in figures:
         md += [f"## {caption}", "", f"![{caption}]({name})", ""]
-    md_path = out_dir / "report.md"
-    md_path.write_text("\n".join(md))
+    return "\n".join(md)
 
+
+def _html(scope: str, protocol: str, header: list[str], rows: list[list[str]], figures: list[Figure]) -> str:
     esc = html.escape
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>FDDB evaluation report</title>",
@@ -306,6 +321,4 @@ def write_report(
         b64 = base64.b64encode(data).decode("ascii")
         parts.append(f"<h2>{esc(caption)}</h2><img alt='{esc(caption)}' src='data:image/png;base64,{b64}'>")
     parts.append("</body></html>")
-    html_path = out_dir / "report.html"
-    html_path.write_text("\n".join(parts))
-    return md_path, html_path
+    return "\n".join(parts)

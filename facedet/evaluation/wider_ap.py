@@ -87,9 +87,15 @@ def wider_ap(
                 }
             )
     out = {"AP50": 0.0, "AP50:95": 0.0, "images": float(len(images)), "faces": float(faces), "ignored": float(ignored)}
-    if not results or faces == 0:
-        return out
+    if results and faces:
+        out["AP50"], out["AP50:95"] = _coco_ap(images, annotations, results, max_dets)
+    return out
 
+
+def _coco_ap(
+    images: list[dict[str, Any]], annotations: list[dict[str, Any]], results: list[dict[str, Any]], max_dets: int
+) -> tuple[float, float]:
+    """(AP50, AP50:95) by pycocotools from COCO-format images, ground truth and detections."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -104,6 +110,4 @@ def wider_ap(
         ev.accumulate()
         ev.summarize()
     # stats[0] = AP@[.50:.95], stats[1] = AP@.50 (area "all", maxDets[2]); -1 means undefined.
-    out["AP50:95"] = max(float(ev.stats[0]), 0.0)
-    out["AP50"] = max(float(ev.stats[1]), 0.0)
-    return out
+    return max(float(ev.stats[1]), 0.0), max(float(ev.stats[0]), 0.0)

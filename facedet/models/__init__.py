@@ -1,6 +1,7 @@
 """Model registry: the three detector families as ``ModelConfig`` presets, and ``build_model``.
 
-Architecture choices (REFERENCE.md leaves them to us; sizes are checked by tests/test_models.py):
+Architecture choices (the IFQ-Net and DupNet papers publish no layer tables, so these are ours within
+their budgets; docs/method.md; sizes are checked by tests/test_models.py):
 - tiny-yolo: the YOLOv2-tiny topology (darknet yolov2-tiny-voc.cfg) with a one-class head.
 - ifq-tinier-yolo: Tiny-YOLO narrowed to 16-32-64-128-256-256-256 so that 1-bit weights fit
   240.9 KiB; 8-bit first layer (it sees pixels) and 8-bit head (it produces box offsets), as

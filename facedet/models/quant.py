@@ -1,6 +1,6 @@
 """Quantizers and the quantized convolution (larq-style, in PyTorch).
 
-Conventions (REFERENCE.md 1.1):
+Conventions (HWGQ, Cai et al., CVPR 2017; IFQ-Net, Gao et al., CVPR 2018 workshops; docs/method.md §3):
 - Every quantized layer works on *integer-valued* inputs: uint8 pixels for the first layer,
   activation codes q in {0..2^bits-1} for the others. ``in_scale`` is the value of one input
   unit (1/255 for pixels, the quantizer step for codes).

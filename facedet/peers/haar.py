@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from facedet.anchors import PostProcess
 from facedet.detections import Detections
 
 CASCADE = "haarcascade_frontalface_default.xml"
@@ -22,9 +23,10 @@ class HaarPeer:
     """Haar cascade face detector; ``detect`` returns square boxes on the inner face."""
 
     name = "haar"
+    img_size: int | None = None  # runs on the image at its own size
 
     def __init__(self, scale_factor: float = 1.1, min_neighbors: int = 3, min_size: int = 20) -> None:
-        path = Path(cv2.data.haarcascades) / CASCADE
+        path = Path(cv2.data.haarcascades) / CASCADE  # type: ignore[attr-defined]  # (absent from the stubs)
         if not path.exists():
             raise ImportError(
                 f"{path} not found: OpenCV 5 wheels dropped the cascades; pip install 'opencv-python-headless<5'"
@@ -37,7 +39,8 @@ class HaarPeer:
         self.stored_bytes: int | None = path.stat().st_size
         self.macs: int | None = None  # a cascade has no fixed MAC count
 
-    def detect(self, image_bgr: NDArray[np.uint8]) -> Detections:
+    def detect(self, image_bgr: NDArray[np.uint8], post: PostProcess | None = None) -> Detections:
+        """Faces in a BGR image; ``post`` is ignored (the peer keeps its published settings)."""
         gray = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY) if image_bgr.ndim == 3 else image_bgr
         rects, _levels, weights = self.cascade.detectMultiScale3(
             gray,

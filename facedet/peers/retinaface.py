@@ -15,6 +15,7 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
+from facedet.anchors import PostProcess
 from facedet.boxes import nms
 from facedet.detections import Detections
 
@@ -43,6 +44,7 @@ class RetinaFacePeer:
     """RetinaFace-mnet0.25 on onnxruntime (one CPU thread by default), at the image's own size."""
 
     name = "retinaface-mnet"
+    img_size: int | None = None  # runs on the image at its own size
 
     def __init__(
         self, score_floor: float = 0.02, nms_iou: float = 0.4, max_detections: int = 750, threads: int = 1
@@ -63,7 +65,8 @@ class RetinaFacePeer:
         self.macs: int | None = None  # depends on the image size (run at native size)
         self._priors: dict[tuple[int, int], NDArray[np.float32]] = {}
 
-    def detect(self, image_bgr: NDArray[np.uint8]) -> Detections:
+    def detect(self, image_bgr: NDArray[np.uint8], post: PostProcess | None = None) -> Detections:
+        """Faces in a BGR image; ``post`` is ignored (the peer keeps its published settings)."""
         height, width = image_bgr.shape[:2]
         x = (image_bgr.astype(np.float32) - _MEAN_BGR).transpose(2, 0, 1)[None]  # (1, 3, H, W)
         loc, conf, _landmarks = self.session.run(None, {"input": np.ascontiguousarray(x)})

@@ -1,6 +1,6 @@
 """FDDB regions: ground-truth ellipses and detection rectangles as pixel sets, and their overlaps.
 
-Drawn exactly as the official evaluator draws them (see ``facedet.fddb_eval`` step 1): OpenCV
+Drawn exactly as the official evaluator draws them (see ``facedet.evaluation.fddb_eval`` step 1): OpenCV
 ellipses with the centre rounded, radii truncated and the angle in degrees; rectangles covering
 ``round(left), round(top)`` to ``round(left + width), round(top + height)``, corners included.
 Each region is clipped to the image and stored as a boolean mask in its bounding window.

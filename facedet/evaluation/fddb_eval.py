@@ -1,11 +1,11 @@
 """FDDB scoring as the official evaluator does it (Jain & Learned-Miller 2010, ``evaluation.tgz``).
 
 Torch-free: numpy, scipy for the assignment solver (imported where used), and OpenCV through
-``facedet.fddb_regions``.
+``facedet.evaluation.fddb_regions``.
 
 The protocol, step by step, as the official C++ program implements it:
 
-1. **Regions are pixel sets on the image grid** (``facedet.fddb_regions``). Every ground-truth
+1. **Regions are pixel sets on the image grid** (``facedet.evaluation.fddb_regions``). Every ground-truth
    ellipse and every detection is drawn filled into a mask the size of the image (so a region
    partly outside the image counts only its inside part). Ellipses are drawn by OpenCV with the
    centre rounded to a pixel, the radii truncated to integers and the angle converted to
@@ -41,8 +41,9 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from facedet.data.fddb import DetKind, FDDBSet
-from facedet.fddb_regions import Region, image_size, overlap_matrix, rasterize_ellipse, rasterize_rect
+from facedet.data.fddb import FDDBSet
+from facedet.data.fddb_format import DetKind
+from facedet.evaluation.fddb_regions import Region, image_size, overlap_matrix, rasterize_ellipse, rasterize_rect
 
 __all__ = [
     "FP_COUNTS",
@@ -90,7 +91,7 @@ def _match(overlap: NDArray[np.float64]) -> NDArray[np.float64]:
         return np.zeros((0,), np.float64)
     sub = overlap[np.ix_(rows, cols)]
     r, c = linear_sum_assignment(sub, maximize=True)
-    scores = sub[r, c]
+    scores: NDArray[np.float64] = sub[r, c]
     return scores[scores > 0]
 
 

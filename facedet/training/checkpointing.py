@@ -1,0 +1,141 @@
+"""What a training checkpoint holds, writing it, and resuming from it.
+
+A checkpoint is self-describing (``model_config``) and exact to resume from: it stores the
+weights, the optimizer, where the run stands (``RunState``) and the python/numpy/torch RNG
+states. ``"model"`` is what evaluation and export read: the weight average when EMA is on;
+``"train_model"`` holds the raw weights that resume continues from.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from facedet.config import ModelConfig
+from facedet.ema import ModelEMA
+from facedet.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from facedet.training.config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunState:
+    """Where a run stands.
+
+    Attributes:
+        epoch: completed epochs.
+        iter_in_epoch: iterations done in the current epoch.
+        step: optimizer steps in total.
+        best_ap: best validation ``select_metric`` so far (-1 before the first validation).
+        sums: loss-term sums of the current epoch so far (a resumed epoch carries them on, so its
+            logged mean covers the whole epoch).
+        iterations: iterations of the current epoch counted in ``sums``.
+    """
+
+    epoch: int = 0
+    iter_in_epoch: int = 0
+    step: int = 0
+    best_ap: float = -1.0
+    sums: dict[str, float] = field(default_factory=dict)
+    iterations: int = 0
+
+
+def rng_state() -> dict[str, Any]:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+
+
+class Checkpointer:
+    """Writes ``OUT/last.pt`` and ``OUT/best.pt`` (on rank 0; a no-op elsewhere)."""
+
+    def __init__(
+        self,
+        out: Path,
+        cfg: TrainConfig,
+        config: ModelConfig,
+        model: torch.nn.Module,
+        ema: ModelEMA | None,
+        optimizer: torch.optim.Optimizer,
+        enabled: bool,
+    ) -> None:
+        self.out, self.cfg, self.config = out, cfg, config
+        self.model, self.ema, self.optimizer = model, ema, optimizer
+        self.enabled = enabled
+
+    def save(self, names: tuple[str, ...], state: RunState, metrics: dict[str, float] | None = None) -> None:
+        if not self.enabled:
+            return
+        payload = {
+            "model_config": self.config.to_dict(),
+            "model": (self.ema or self.model).state_dict(),
+            **({"train_model": self.model.state_dict()} if self.ema is not None else {}),
+            "train_config": asdict(self.cfg),
+            "optimizer": self.optimizer.state_dict(),
+            "epoch": state.epoch,
+            "iter_in_epoch": state.iter_in_epoch,
+            "step": state.step,
+            "best_ap": state.best_ap,
+            "metrics": metrics or {},
+            "epoch_sums": {"sums": dict(state.sums), "iterations": state.iterations},
+            "rng": rng_state(),
+        }
+        for name in names:
+            save_checkpoint(self.out / name, payload)
+
+
+def resume_checkpoint(cfg: TrainConfig) -> dict[str, Any] | None:
+    """OUT/last.pt when resuming and it exists, else None; a damaged one is a CheckpointError
+    that says what to do (continue from an intact best.pt with --init)."""
+    out = Path(cfg.out)
+    if not (cfg.resume and (out / "last.pt").is_file()):
+        return None
+    try:
+        return load_checkpoint(out / "last.pt")
+    except CheckpointError as exc:
+        hint = (
+            f"; {out / 'best.pt'} may still be intact: continue with --init it" if (out / "best.pt").is_file() else ""
+        )
+        raise CheckpointError(f"cannot resume: {exc}{hint}") from exc
+
+
+def restore(
+    checkpoint: dict[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer, ema: ModelEMA | None
+) -> RunState:
+    """Load weights, optimizer, weight average and RNG states; return where the run stood."""
+    model.load_state_dict(checkpoint.get("train_model", checkpoint["model"]))
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    if ema is not None:
+        ema.load_state_dict(checkpoint["model"])
+        ema.updates = checkpoint["step"]
+    carried = checkpoint.get("epoch_sums", {})
+    state = RunState(
+        epoch=checkpoint["epoch"],
+        iter_in_epoch=checkpoint["iter_in_epoch"],
+        step=checkpoint["step"],
+        best_ap=checkpoint["best_ap"],
+        sums=dict(carried.get("sums", {})),
+        iterations=int(carried.get("iterations", 0)),
+    )
+    set_rng_state(checkpoint["rng"])
+    return state
+
+
+def init_from(model: torch.nn.Module, path: str) -> None:
+    """Copy the tensors of a checkpoint's ``model`` whose names and shapes fit (``--init``)."""
+    source = load_checkpoint(path)["model"]
+    own = model.state_dict()
+    fits = {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(fits, strict=False)
+    log.info("--init %s: %d of %d tensors loaded", path, len(fits), len(own))

@@ -1,0 +1,114 @@
+"""Training data: parse a WIDER split, open its decoded-image cache, build the data sets, fit anchors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from facedet.anchors import kmeans_anchors
+from facedet.data.cache import ImageCache, default_cache_dir
+from facedet.data.dataset import FaceDataset
+from facedet.data.teacher import TeacherBoxes, load_or_run_teacher
+from facedet.data.transforms import build_transforms
+from facedet.data.wider import WiderSample, load_wider
+from facedet.training.config import TrainConfig
+from facedet.training.distributed import Dist
+
+Anchors = tuple[tuple[float, float], ...]
+
+
+def subset(samples: list[WiderSample], limit: int | None, seed: int) -> list[WiderSample]:
+    """A seeded spread of ``limit`` samples over the whole list, in list order (WIDER files are
+    grouped by event: the first N images would all be parades)."""
+    if limit is None or limit >= len(samples):
+        return samples
+    keep = np.sort(np.random.default_rng(seed).permutation(len(samples))[:limit])
+    return [samples[i] for i in keep]
+
+
+def load_split(
+    cfg: TrainConfig, split: str, limit: int | None, ctx: Dist, collective: bool = True
+) -> tuple[list[WiderSample], ImageCache]:
+    """Parse a split and open its decoded-image cache (rank 0 builds it; with ``collective`` every
+    rank must call this, the others waiting at a barrier)."""
+    samples, _ = load_wider(cfg.data_root, split)
+    samples = subset(samples, limit, cfg.seed)
+    if split == "train" and len(samples) < cfg.batch_size * ctx.world:  # checked before the slow cache build
+        raise ValueError(
+            f"{len(samples)} training images are fewer than one batch of {cfg.batch_size}"
+            + (f" x {ctx.world} processes" if ctx.world > 1 else "")
+            + f"; use --batch-size {max(1, len(samples) // ctx.world)} or more images"
+        )
+    cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
+    name = f"wider-{split}" + (f"-n{limit}" if limit is not None else "")  # subsets never evict the full cache
+    paths = [s.path for s in samples]
+    # Enough resolution for the 2x zoom-in of the train policy; 640 at least, so that runs at
+    # different sizes up to 320 share one cache.
+    max_side = max(640, 2 * cfg.img_size)
+    if not collective:
+        return samples, ImageCache.build(paths, cache_dir, name, max_side=max_side)
+    if ctx.main:  # rank 0 decodes; the others wait, then open the finished cache
+        cache = ImageCache.build(paths, cache_dir, name, max_side=max_side)
+    ctx.barrier()
+    if not ctx.main:
+        cache = ImageCache.build(paths, cache_dir, name, max_side=max_side)
+    return samples, cache
+
+
+def build_datasets(cfg: TrainConfig, ctx: Dist) -> tuple[FaceDataset, FaceDataset | None]:
+    """The training set (every rank) and the validation set (rank 0 only, else None)."""
+    train_samples, train_cache = load_split(cfg, "train", cfg.max_images, ctx)
+    val = load_split(cfg, "val", cfg.max_val_images, ctx, collective=False) if ctx.main else None
+    policy = "scale" if cfg.sampling == "scale" else "train"
+    transform = build_transforms(policy, cfg.img_size, cfg.face_min, cfg.face_max)
+    teacher = _teacher_boxes(cfg, train_cache, ctx) if cfg.teacher else None
+    train_set = FaceDataset(train_samples, train_cache, transform, cfg.min_face, teacher, cfg.distill_weight)
+    if val is None:
+        return train_set, None
+    return train_set, FaceDataset(val[0], val[1], build_transforms("eval", cfg.img_size), cfg.min_face)
+
+
+def _teacher_boxes(cfg: TrainConfig, cache: ImageCache, ctx: Dist) -> TeacherBoxes:
+    """The teacher's cached detections on the training images (rank 0 computes them once)."""
+    assert cfg.teacher is not None
+    if ctx.main:
+        boxes = load_or_run_teacher(cache, cfg.teacher, progress=cfg.progress)
+    ctx.barrier()
+    if not ctx.main:
+        boxes = load_or_run_teacher(cache, cfg.teacher, progress=False)
+    return boxes
+
+
+def anchors_from_data(dataset: FaceDataset, img_size: int, k: int, seed: int) -> Anchors:
+    """k-means (1 - IoU) anchors of the trainable boxes letterboxed to ``img_size``."""
+    wh_all = []
+    for i in range(len(dataset)):
+        boxes, invalid = dataset.boxes_in_cache_frame(i)
+        scale = img_size / max(dataset.cache.shape(i))
+        wh = (boxes[:, 2:] - boxes[:, :2]) * scale
+        wh_all.append(wh[~invalid & (wh.min(1) >= dataset.min_face)])
+    anchors = kmeans_anchors(np.concatenate(wh_all), k, seed=seed)
+    return tuple((round(float(w), 2), round(float(h), 2)) for w, h in anchors)
+
+
+def anchors_from_samples(dataset: FaceDataset, k: int, seed: int, draws: int = 3000) -> Anchors:
+    """k-means (1 - IoU) anchors of the trainable boxes as the training transform produces them
+    (the scale-aware sampler's face-size distribution), from ``draws`` seeded samples."""
+    rng = np.random.default_rng([seed, 7])
+    wh_all = []
+    for index in rng.integers(0, len(dataset), size=draws):
+        _, target = dataset[(int(index), int(rng.integers(0, 2**31 - 1)))]
+        boxes, ignore = target["boxes"].numpy(), target["ignore"].numpy()
+        wh_all.append((boxes[:, 2:] - boxes[:, :2])[~ignore])
+    anchors = kmeans_anchors(np.concatenate(wh_all), k, seed=seed)
+    return tuple((round(float(w), 2), round(float(h), 2)) for w, h in anchors)
+
+
+def fit_anchors(cfg: TrainConfig, train_set: FaceDataset, preset: Anchors) -> Anchors:
+    """The anchors a new run starts with: ``preset``, or k-means on what the model will see."""
+    if cfg.anchors == "preset":
+        return preset
+    if cfg.sampling == "scale":
+        return anchors_from_samples(train_set, cfg.num_anchors, cfg.seed)
+    return anchors_from_data(train_set, cfg.img_size, cfg.num_anchors, cfg.seed)
