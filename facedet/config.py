@@ -129,7 +129,8 @@ class ModelConfig:
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         """Rebuild from ``to_dict`` output (lists from JSON become tuples)."""
         known = {f for f in cls.__dataclass_fields__}
-        if data.get("extra") == {}:  # model files and checkpoints of 0.2 carry an always-empty "extra" field
+        # Files written before the always-empty "extra" field was removed (the weights shipped so far) carry it.
+        if data.get("extra") == {}:
             data = {k: v for k, v in data.items() if k != "extra"}
         unknown = set(data) - known
         if unknown:
