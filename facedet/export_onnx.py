@@ -64,7 +64,7 @@ def check_images(size: int, letterbox_value: int, seed: int = 0) -> list[NDArray
     rng = np.random.default_rng(seed)
     noise = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
     coarse = rng.integers(0, 256, (max(size // 16, 2), max(size // 16, 2), 3), dtype=np.uint8)
-    smooth = cv2.resize(coarse, (size, size), interpolation=cv2.INTER_CUBIC)
+    smooth = np.asarray(cv2.resize(coarse, (size, size), interpolation=cv2.INTER_CUBIC), np.uint8)
     smooth[: size // 5] = letterbox_value  # a letterbox band, as real inputs have
     flat = np.full((size, size, 3), letterbox_value, np.uint8)
     return [noise, smooth, flat]

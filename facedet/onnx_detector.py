@@ -40,7 +40,7 @@ def _metadata(session: Any, source: str) -> dict[str, Any]:
             f"{source}: an ONNX file without facedet metadata; write one with `facedet export MODEL --format onnx`"
         )
     try:
-        meta = json.loads(text)
+        meta: dict[str, Any] = json.loads(text)
         fmt = (meta["format"], int(meta["format_version"]))
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"{source}: unreadable facedet metadata in the ONNX file ({exc})") from None
@@ -119,7 +119,8 @@ class OnnxDetector:
         size = self.config.img_size
         if letterboxed.shape != (size, size, 3) or letterboxed.dtype != np.uint8:
             raise ValueError(f"expected a ({size}, {size}, 3) uint8 letterboxed image, got {letterboxed.shape}")
-        return self.session.run(["raw"], {"image": letterboxed[None]})[0][0]
+        head_map: NDArray[np.float32] = self.session.run(["raw"], {"image": letterboxed[None]})[0][0]
+        return head_map
 
     def detect(self, image_bgr: NDArray[np.uint8], post: PostProcess | None = None) -> Detections:
         """Faces in an (H, W, 3) uint8 BGR image, in its pixels."""

@@ -52,18 +52,22 @@ def accumulator_range(kernel: NDArray[np.integer], input_max: int) -> tuple[NDAr
     """(lo, hi) per output channel of ``kernel`` (Cout, Cin, k, k) on inputs in [0, input_max]
     (zero padding included: 0 is a possible input)."""
     flat = np.asarray(kernel, np.int64).reshape(kernel.shape[0], -1)
-    return input_max * np.minimum(flat, 0).sum(1), input_max * np.maximum(flat, 0).sum(1)
+    lo: NDArray[np.int64] = input_max * np.minimum(flat, 0).sum(1)
+    hi: NDArray[np.int64] = input_max * np.maximum(flat, 0).sum(1)
+    return lo, hi
 
 
 def codes(acc: NDArray[np.int64], thresholds: NDArray[np.int64]) -> NDArray[np.int64]:
     """``#{k : acc >= T_k}`` for one channel: acc (N,), thresholds (L,) -> (N,)."""
-    return (acc[:, None] >= np.asarray(thresholds, np.int64)[None, :]).sum(1)
+    counts: NDArray[np.int64] = (acc[:, None] >= np.asarray(thresholds, np.int64)[None, :]).sum(1)
+    return counts
 
 
 def qlinear_codes(acc: NDArray[np.int64], scale: np.float32, bias: int, levels: int) -> NDArray[np.int64]:
     """What QLinearConv + Clip(0, levels) produce: ``clip(rint(float32(acc + bias) * scale), 0, levels)``."""
     product = (acc + bias).astype(np.float32) * np.float32(scale)  # one float32 rounding, as MLAS
-    return np.clip(np.rint(product), 0, levels).astype(np.int64)
+    clipped: NDArray[np.int64] = np.clip(np.rint(product), 0, levels).astype(np.int64)
+    return clipped
 
 
 def _constraints(thresholds: NDArray[np.int64], lo: int, hi: int, levels: int) -> list[tuple[float, float, int]] | None:

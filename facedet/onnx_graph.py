@@ -38,7 +38,7 @@ from numpy.typing import NDArray
 from onnx import TensorProto, helper, numpy_helper
 
 from facedet.engine.schema import Head, Layer, RequantConv, ThresholdConv
-from facedet.onnx_fold import fit_layer
+from facedet.onnx_fold import ChannelFit, fit_layer
 
 OPSET = 17
 IR_VERSION = 8  # what onnxruntime >= 1.15 reads
@@ -59,7 +59,8 @@ class GraphBuilder:
         self._count += 1
         return f"{hint}_{self._count}"
 
-    def const(self, hint: str, array: NDArray[Any]) -> str:
+    def const(self, hint: str, array: NDArray[Any] | np.generic) -> str:
+        # a numpy scalar (np.uint8(0)) becomes a 0-d tensor, as ONNX zero points and Clip bounds are
         name = self.name(hint)
         self.constants.append(numpy_helper.from_array(np.asarray(array), name))
         return name
@@ -113,7 +114,9 @@ def _channel_vector(array: NDArray[Any], dtype: Any) -> NDArray[Any]:
     return np.asarray(array, dtype).reshape(1, -1, 1, 1)  # broadcasts over (N, C, H, W)
 
 
-def _qlinear_codes(g: GraphBuilder, x: str, kernel: NDArray[np.int64], fits: list, pixels: int, hint: str) -> str:
+def _qlinear_codes(
+    g: GraphBuilder, x: str, kernel: NDArray[np.int64], fits: list[ChannelFit], pixels: int, hint: str
+) -> str:
     k = kernel.shape[-1]
     g.macs += int(np.prod(kernel.shape)) * pixels
     one, zero_u8 = g.const("one", np.float32(1.0)), g.const("zp", np.uint8(0))

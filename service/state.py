@@ -62,8 +62,9 @@ class Gate:
     async def run(self, call: Callable[[], T]) -> T:
         """Run ``call`` on a detection thread (queued while all are busy). Shielded from
         cancellation: an admitted request holds its slot until its detection has finished."""
-        with anyio.CancelScope(shield=True):
-            return await asyncio.wrap_future(self.executor.submit(call))
+        with anyio.CancelScope(shield=True):  # a shielded scope never swallows: the result or the error
+            result = await asyncio.wrap_future(self.executor.submit(call))
+        return result
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)

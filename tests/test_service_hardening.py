@@ -71,7 +71,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         process = subprocess.Popen([sys.executable, "-c", code, *args], cwd=REPO, env=env, stdout=out, stderr=out)
     handle = Server(port, log)
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # generous for a loaded 2-core box; polling keeps idle runs fast
         while True:
             try:
                 if handle.request("GET", "/readyz")[0] == 200:
