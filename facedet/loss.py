@@ -1,4 +1,4 @@
-"""YOLOv2 region loss for one class (darknet ``region_layer.c``, REFERENCE.md 3.2), vectorized.
+"""YOLOv2 region loss for one class (YOLO9000, Redmon & Farhadi 2017; darknet region_layer.c), vectorized.
 
 For a raw head map (B, A*5, H, W) with channel ``a*5 + k`` = tx, ty, tw, th, objectness logit of
 anchor a (the layout ``facedet.anchors.decode_raw`` reads):

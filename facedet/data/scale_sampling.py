@@ -110,7 +110,7 @@ class ScaleAwareCrop:
         scale, face = self.choose_scale(boxes, (labels & 1).astype(bool), (height, width))
         new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
         interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        resized = cv2.resize(image, (new_w, new_h), interpolation=interpolation)
+        resized = np.asarray(cv2.resize(image, (new_w, new_h), interpolation=interpolation), np.uint8)
         sx, sy = new_w / width, new_h / height
         scaled = boxes * np.array([sx, sy, sx, sy], np.float32)
         if face is None:
