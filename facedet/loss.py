@@ -29,6 +29,7 @@ Every term is summed over predictions and divided by the batch size.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -75,6 +76,110 @@ def _per_face(targets: dict[str, Tensor], key: str, b_idx: Tensor, k_idx: Tensor
     return targets[key].to(device=like.device, dtype=like.dtype)[b_idx, k_idx]
 
 
+class _Positives(NamedTuple):
+    """The (image, anchor, row, column) slots that learn a face, with their regression targets."""
+
+    b: Tensor  # (P,) image index
+    a: Tensor  # (P,) anchor index
+    row: Tensor  # (P,) long
+    col: Tensor  # (P,) long
+    gt: Tensor  # (P, 4) the face box, xyxy pixels
+    txy: Tensor  # (P, 2) centre offset in the cell
+    twh: Tensor  # (P, 2) log(size / anchor)
+    area: Tensor  # (P,) face area, pixels^2
+    weight: Tensor  # (P,) per-face loss weight
+    obj_scale: Tensor  # (P,) per-face objectness target scale
+
+
+def _decode(raw: Tensor, anchors: Tensor, stride: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(sigmoid(txy) (B, A, H, W, 2), twh (B, A, H, W, 2), logit (B, A, H, W), detached decoded
+    boxes (B, A*H*W, 4) xyxy pixels ordered anchor, row, column)."""
+    batch, _, height, width = raw.shape
+    num_anchors = anchors.shape[0]
+    p = raw.view(batch, num_anchors, 5, height, width).permute(0, 1, 3, 4, 2)  # (B, A, H, W, 5)
+    sig_xy = torch.sigmoid(p[..., :2])
+    twh = p[..., 2:4]
+    with torch.no_grad():  # used for IoU-based suppression and rescore only
+        gy, gx = torch.meshgrid(
+            torch.arange(height, device=raw.device, dtype=raw.dtype),
+            torch.arange(width, device=raw.device, dtype=raw.dtype),
+            indexing="ij",
+        )
+        cx = (gx + sig_xy[..., 0]) * stride
+        cy = (gy + sig_xy[..., 1]) * stride
+        wh = anchors.view(1, num_anchors, 1, 1, 2) * torch.exp(twh.clamp(-8, 8))
+        pred = torch.stack([cx - wh[..., 0] / 2, cy - wh[..., 1] / 2, cx + wh[..., 0] / 2, cy + wh[..., 1] / 2], -1)
+    return sig_xy, twh, p[..., 4], pred.view(batch, -1, 4)
+
+
+@torch.no_grad()
+def _noobj_mask(
+    pred: Tensor, targets: dict[str, Tensor], grid: tuple[int, int, int, int], stride: int, config: RegionLossConfig
+) -> Tensor:
+    """(B, A, H, W) bool: predictions the no-object term applies to (not near any face or ignore region)."""
+    batch, num_anchors, height, width = grid
+    noobj = torch.ones(grid, dtype=torch.bool, device=pred.device)
+    boxes = targets["boxes"].to(device=pred.device, dtype=pred.dtype)
+    mask = targets["mask"].to(pred.device)
+    ignore = targets["ignore"].to(pred.device) & mask
+    if boxes.shape[1] == 0:
+        return noobj
+    iou = box_iou(pred, boxes).masked_fill(~mask[:, None, :], 0)  # (B, AHW, K)
+    covered = iou.max(-1).values > config.ignore_thresh
+    inside = _intersection_over_first(pred, boxes).masked_fill(~ignore[:, None, :], 0).max(-1).values > 0.5
+    noobj &= ~(covered | inside).view(grid)
+    # all anchors of a cell holding an ignore region's centre
+    b_idx, k_idx = ignore.nonzero(as_tuple=True)
+    if b_idx.numel():
+        centre = (boxes[b_idx, k_idx, :2] + boxes[b_idx, k_idx, 2:]) / 2
+        ci = (centre[:, 0] / stride).long().clamp(0, width - 1)
+        cj = (centre[:, 1] / stride).long().clamp(0, height - 1)
+        noobj[b_idx, :, cj, ci] = False
+    return noobj
+
+
+def _assign(
+    targets: dict[str, Tensor], anchors: Tensor, grid: tuple[int, int, int, int], stride: int, config: RegionLossConfig
+) -> _Positives | None:
+    """Faces -> (cell of the centre, best-shape anchor and any at ``multi_anchor_iou``); a later
+    face wins a shared slot. None when the batch has no face to learn."""
+    batch, num_anchors, height, width = grid
+    like = anchors
+    boxes = targets["boxes"].to(device=like.device, dtype=like.dtype)
+    positive = targets["mask"].to(like.device) & ~targets["ignore"].to(like.device)
+    b_idx, k_idx = positive.nonzero(as_tuple=True)  # (P,) each
+    if not b_idx.numel():
+        return None
+    gt = boxes[b_idx, k_idx]  # (P, 4)
+    # Per-face loss weight and objectness scale (teacher-only faces: distill weight, teacher score).
+    face_weight = _per_face(targets, "weight", b_idx, k_idx, like)
+    face_obj = _per_face(targets, "obj_target", b_idx, k_idx, like)
+    gw = (gt[:, 2] - gt[:, 0]).clamp(min=1e-3)
+    gh = (gt[:, 3] - gt[:, 1]).clamp(min=1e-3)
+    inter = torch.minimum(gw[:, None], anchors[None, :, 0]) * torch.minimum(gh[:, None], anchors[None, :, 1])
+    shape_iou = inter / (gw[:, None] * gh[:, None] + anchors.prod(-1)[None, :] - inter)  # (P, A)
+    chosen = F.one_hot(shape_iou.argmax(-1), num_anchors).bool()
+    if config.multi_anchor_iou is not None:
+        chosen |= shape_iou >= config.multi_anchor_iou
+    pair, a_idx = chosen.nonzero(as_tuple=True)  # (P',) face index and anchor, face-major order
+    b_idx, gt, gw, gh, face_weight, face_obj = (t[pair] for t in (b_idx, gt, gw, gh, face_weight, face_obj))
+    gcx, gcy = (gt[:, 0] + gt[:, 2]) / 2, (gt[:, 1] + gt[:, 3]) / 2
+    ci = (gcx / stride).floor().clamp(0, width - 1)
+    cj = (gcy / stride).floor().clamp(0, height - 1)
+    # Later faces win a shared (cell, anchor): keep the last occurrence of each slot.
+    slot = ((b_idx * num_anchors + a_idx) * height + cj.long()) * width + ci.long()
+    order = torch.arange(pair.numel(), device=like.device)
+    last = torch.full((batch * num_anchors * height * width,), -1, dtype=torch.long, device=like.device)
+    last.scatter_reduce_(0, slot, order, reduce="amax")
+    keep = last[slot] == order
+    b_idx, a_idx, gt, gw, gh, gcx, gcy, ci, cj, face_weight, face_obj = (
+        t[keep] for t in (b_idx, a_idx, gt, gw, gh, gcx, gcy, ci, cj, face_weight, face_obj)
+    )
+    txy = torch.stack([gcx / stride - ci, gcy / stride - cj], -1)
+    twh = torch.stack([torch.log(gw / anchors[a_idx, 0]), torch.log(gh / anchors[a_idx, 1])], -1)
+    return _Positives(b_idx, a_idx, cj.long(), ci.long(), gt, txy, twh, gw * gh, face_weight, face_obj)
+
+
 def region_loss(
     raw: Tensor,
     targets: dict[str, Tensor],
@@ -101,110 +206,30 @@ def region_loss(
     num_anchors = anchors.shape[0]
     if channels != num_anchors * 5:
         raise ValueError(f"head has {channels} channels, expected {num_anchors}*5")
-    device = raw.device
-    anchors = anchors.to(device=device, dtype=raw.dtype)
-    img_w, img_h = width * stride, height * stride
-    p = raw.view(batch, num_anchors, 5, height, width).permute(0, 1, 3, 4, 2)  # (B, A, H, W, 5)
-    sig_xy = torch.sigmoid(p[..., :2])
-    twh = p[..., 2:4]
-    logit = p[..., 4]  # (B, A, H, W)
-
-    # Decoded predictions in pixels (no gradient: used for IoU-based suppression and rescore).
-    with torch.no_grad():
-        gy, gx = torch.meshgrid(
-            torch.arange(height, device=device, dtype=raw.dtype),
-            torch.arange(width, device=device, dtype=raw.dtype),
-            indexing="ij",
-        )
-        cx = (gx + sig_xy[..., 0]) * stride
-        cy = (gy + sig_xy[..., 1]) * stride
-        wh = anchors.view(1, num_anchors, 1, 1, 2) * torch.exp(twh.clamp(-8, 8))
-        pred = torch.stack([cx - wh[..., 0] / 2, cy - wh[..., 1] / 2, cx + wh[..., 0] / 2, cy + wh[..., 1] / 2], -1)
-        pred = pred.view(batch, -1, 4)  # (B, A*H*W, 4) ordered anchor, row, column
-
-    boxes = targets["boxes"].to(device=device, dtype=raw.dtype)  # (B, K, 4)
-    mask = targets["mask"].to(device)
-    ignore = targets["ignore"].to(device) & mask
-    positive = mask & ~targets["ignore"].to(device)  # faces to learn
-
-    # ---- no-object suppression: IoU with any face or ignore region, closeness to ignore regions
-    noobj = torch.ones(batch, num_anchors, height, width, dtype=torch.bool, device=device)
-    if boxes.shape[1] > 0:
-        with torch.no_grad():
-            iou = box_iou(pred, boxes).masked_fill(~mask[:, None, :], 0)  # (B, AHW, K)
-            covered = iou.max(-1).values > config.ignore_thresh
-            inside = _intersection_over_first(pred, boxes).masked_fill(~ignore[:, None, :], 0).max(-1).values > 0.5
-            noobj &= ~(covered | inside).view(batch, num_anchors, height, width)
-            # all anchors of a cell holding an ignore region's centre
-            b_idx, k_idx = ignore.nonzero(as_tuple=True)
-            if b_idx.numel():
-                centre = (boxes[b_idx, k_idx, :2] + boxes[b_idx, k_idx, 2:]) / 2
-                ci = (centre[:, 0] / stride).long().clamp(0, width - 1)
-                cj = (centre[:, 1] / stride).long().clamp(0, height - 1)
-                noobj[b_idx, :, cj, ci] = False
-
-    # ---- assignment of faces to (cell, best-shape anchor)
-    b_idx, k_idx = positive.nonzero(as_tuple=True)  # (P,) each
-    box_loss = raw.new_zeros(())
-    obj_loss = raw.new_zeros(())
-    num_pos = b_idx.numel()
-    if num_pos:
-        gt = boxes[b_idx, k_idx]  # (P, 4)
-        # Per-face loss weight and objectness scale (teacher-only faces: distill weight, teacher score).
-        face_weight = _per_face(targets, "weight", b_idx, k_idx, raw)
-        face_obj = _per_face(targets, "obj_target", b_idx, k_idx, raw)
-        gw = (gt[:, 2] - gt[:, 0]).clamp(min=1e-3)
-        gh = (gt[:, 3] - gt[:, 1]).clamp(min=1e-3)
-        gcx = (gt[:, 0] + gt[:, 2]) / 2
-        gcy = (gt[:, 1] + gt[:, 3]) / 2
-        ci = (gcx / stride).floor().clamp(0, width - 1)
-        cj = (gcy / stride).floor().clamp(0, height - 1)
-        inter = torch.minimum(gw[:, None], anchors[None, :, 0]) * torch.minimum(gh[:, None], anchors[None, :, 1])
-        shape_iou = inter / (gw[:, None] * gh[:, None] + anchors.prod(-1)[None, :] - inter)  # (P, A)
-        # Positive anchors of each face: its best shape match, plus any above multi_anchor_iou.
-        chosen = F.one_hot(shape_iou.argmax(-1), num_anchors).bool()
-        if config.multi_anchor_iou is not None:
-            chosen |= shape_iou >= config.multi_anchor_iou
-        pair, a_idx = chosen.nonzero(as_tuple=True)  # (P',) face index and anchor, face-major order
-        b_idx, gt, gw, gh, gcx, gcy, ci, cj = (t[pair] for t in (b_idx, gt, gw, gh, gcx, gcy, ci, cj))
-        face_weight, face_obj = face_weight[pair], face_obj[pair]
-        num_pos = pair.numel()
-        ci_l, cj_l = ci.long(), cj.long()
-        # Later faces win a shared (cell, anchor): keep the last occurrence of each slot.
-        slot = ((b_idx * num_anchors + a_idx) * height + cj_l) * width + ci_l
-        order = torch.arange(num_pos, device=device)
-        last = torch.full((batch * num_anchors * height * width,), -1, dtype=torch.long, device=device)
-        last.scatter_reduce_(0, slot, order, reduce="amax")
-        keep = last[slot] == order
-        b_idx, a_idx, cj_l, ci_l = b_idx[keep], a_idx[keep], cj_l[keep], ci_l[keep]
-        gw, gh, gcx, gcy, gt = gw[keep], gh[keep], gcx[keep], gcy[keep], gt[keep]
-        ci, cj = ci[keep], cj[keep]
-        face_weight, face_obj = face_weight[keep], face_obj[keep]
-        num_pos = int(keep.sum())
-
-        pxy = sig_xy[b_idx, a_idx, cj_l, ci_l]  # (P, 2)
-        pwh = twh[b_idx, a_idx, cj_l, ci_l]  # (P, 2)
-        txy = torch.stack([gcx / stride - ci, gcy / stride - cj], -1)
-        twh_t = torch.stack([torch.log(gw / anchors[a_idx, 0]), torch.log(gh / anchors[a_idx, 1])], -1)
-        weight = face_weight * config.coord_scale * (2.0 - (gw * gh) / (img_w * img_h))  # (P,)
-        per_box = ((pxy - txy) ** 2).sum(-1) + ((pwh - twh_t) ** 2).sum(-1)
-        box_loss = (weight * per_box).sum()
-
-        pos_logit = logit[b_idx, a_idx, cj_l, ci_l]
+    anchors = anchors.to(device=raw.device, dtype=raw.dtype)
+    grid = (batch, num_anchors, height, width)
+    sig_xy, twh, logit, pred = _decode(raw, anchors, stride)
+    noobj = _noobj_mask(pred, targets, grid, stride, config)
+    pos = _assign(targets, anchors, grid, stride, config)
+    box_loss = obj_loss = raw.new_zeros(())
+    if pos is not None:
+        slot = (pos.b, pos.a, pos.row, pos.col)
+        area_weight = 2.0 - pos.area / (width * stride * height * stride)  # small faces count up to 2x
+        per_box = ((sig_xy[slot] - pos.txy) ** 2).sum(-1) + ((twh[slot] - pos.twh) ** 2).sum(-1)
+        box_loss = (pos.weight * config.coord_scale * area_weight * per_box).sum()
         if config.rescore:
             with torch.no_grad():
-                flat = (a_idx * height + cj_l) * width + ci_l
-                obj_target = box_iou(pred[b_idx, flat][:, None, :], gt[:, None, :])[:, 0, 0]  # (P,)
+                flat = (pos.a * height + pos.row) * width + pos.col
+                obj_target = box_iou(pred[pos.b, flat][:, None, :], pos.gt[:, None, :])[:, 0, 0]  # (P,)
         else:
-            obj_target = torch.ones_like(pos_logit)
-        obj_bce = F.binary_cross_entropy_with_logits(pos_logit, obj_target * face_obj, reduction="none")
-        obj_loss = config.object_scale * (face_weight * obj_bce).sum()
-        noobj[b_idx, a_idx, cj_l, ci_l] = False
-
+            obj_target = torch.ones_like(pos.weight)
+        obj_bce = F.binary_cross_entropy_with_logits(logit[slot], obj_target * pos.obj_scale, reduction="none")
+        obj_loss = config.object_scale * (pos.weight * obj_bce).sum()
+        noobj[slot] = False
     noobj_loss = config.noobject_scale * F.binary_cross_entropy_with_logits(
         logit[noobj], torch.zeros_like(logit[noobj]), reduction="sum"
     )
     terms = {"box": box_loss / batch, "obj": obj_loss / batch, "noobj": noobj_loss / batch}
     terms["total"] = terms["box"] + terms["obj"] + terms["noobj"]
-    terms["num_pos"] = torch.tensor(float(num_pos))
+    terms["num_pos"] = torch.tensor(float(0 if pos is None else pos.b.numel()))
     return terms
