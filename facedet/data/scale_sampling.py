@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-PAD_VALUE = 114
+PAD_VALUE = 114  # letterbox padding: facedet.boxes.letterbox and ModelConfig.letterbox_value
 
 
 class ScaleAwareCrop:

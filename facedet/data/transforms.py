@@ -17,9 +17,8 @@ from __future__ import annotations
 import albumentations as A
 import cv2
 
-from facedet.data.scale_sampling import ScaleAwareCrop
+from facedet.data.scale_sampling import PAD_VALUE, ScaleAwareCrop
 
-PAD_VALUE = 114  # same as facedet.boxes.letterbox / ModelConfig.letterbox_value
 POLICIES = ("train", "scale", "eval")
 
 

@@ -46,14 +46,12 @@ def load_split(
     # Enough resolution for the 2x zoom-in of the train policy; 640 at least, so that runs at
     # different sizes up to 320 share one cache.
     max_side = max(640, 2 * cfg.img_size)
-    if not collective:
-        return samples, ImageCache.build(paths, cache_dir, name, max_side=max_side)
-    if ctx.main:  # rank 0 decodes; the others wait, then open the finished cache
-        cache = ImageCache.build(paths, cache_dir, name, max_side=max_side)
-    ctx.barrier()
-    if not ctx.main:
-        cache = ImageCache.build(paths, cache_dir, name, max_side=max_side)
-    return samples, cache
+
+    def build() -> ImageCache:
+        return ImageCache.build(paths, cache_dir, name, max_side=max_side)
+
+    # rank 0 decodes; the others wait, then open the finished cache
+    return samples, ctx.main_first(build) if collective else build()
 
 
 def build_datasets(cfg: TrainConfig, ctx: Dist) -> tuple[FaceDataset, FaceDataset | None]:
@@ -71,13 +69,9 @@ def build_datasets(cfg: TrainConfig, ctx: Dist) -> tuple[FaceDataset, FaceDatase
 
 def _teacher_boxes(cfg: TrainConfig, cache: ImageCache, ctx: Dist) -> TeacherBoxes:
     """The teacher's cached detections on the training images (rank 0 computes them once)."""
-    assert cfg.teacher is not None
-    if ctx.main:
-        boxes = load_or_run_teacher(cache, cfg.teacher, progress=cfg.progress)
-    ctx.barrier()
-    if not ctx.main:
-        boxes = load_or_run_teacher(cache, cfg.teacher, progress=False)
-    return boxes
+    teacher = cfg.teacher
+    assert teacher is not None
+    return ctx.main_first(lambda: load_or_run_teacher(cache, teacher, progress=cfg.progress and ctx.main))
 
 
 def anchors_from_data(dataset: FaceDataset, img_size: int, k: int, seed: int) -> Anchors:

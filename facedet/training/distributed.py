@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
+
+T = TypeVar("T")
 
 
 class Dist:
@@ -30,6 +34,16 @@ class Dist:
     def barrier(self) -> None:
         if self.world > 1:
             dist.barrier()
+
+    def main_first(self, make: Callable[[], T]) -> T:
+        """``make()`` on rank 0 first; the other ranks wait, then call it too (and find its files:
+        decoded-image and teacher caches are built once, by rank 0)."""
+        if self.main:
+            result = make()
+        self.barrier()
+        if not self.main:
+            result = make()
+        return result
 
     def all_true(self, flag: bool) -> bool:
         """True when ``flag`` is true on every rank."""
