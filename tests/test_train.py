@@ -252,3 +252,28 @@ def test_teacher_detections_join_training(wider_root: Path, tmp_path: Path, caps
     assert _train(wider_root, tmp_path / "x", cache_dir, "--max-steps", "1", "--teacher", "nobody") == 2
     err = capsys.readouterr().err
     assert "unknown peer 'nobody'" in err and err.count("\n") == 1
+
+
+def _first_loss(out: Path) -> float:
+    first = json.loads((out / "log.jsonl").read_text().splitlines()[0])
+    assert first["step"] == 1
+    return float(first["total"])
+
+
+def test_channels_last_and_bf16_train_the_same_model(wider_root: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    common = ("--epochs", "1", "--max-steps", "2", "--anchors", "preset")
+    runs = {"plain": (), "nhwc": ("--channels-last",), "bf16": ("--channels-last", "--bf16")}
+    for name, flags in runs.items():
+        assert _train(wider_root, tmp_path / name, cache, *common, *flags) == 0
+    plain, nhwc, bf16 = (_first_loss(tmp_path / name) for name in runs)
+    # NHWC changes the memory layout only: the same loss up to float summation order.
+    assert nhwc == pytest.approx(plain, rel=1e-4)
+    # bfloat16 (8-bit mantissa) really ran, and stays close to the float32 loss.
+    assert bf16 != plain and bf16 == pytest.approx(plain, rel=0.1)
+    # Checkpoints of an NHWC run load into the ordinary (NCHW) model and run.
+    model, config, _ = load_model(tmp_path / "bf16" / "last.pt")
+    assert load_checkpoint(tmp_path / "bf16" / "last.pt")["train_config"]["bf16"] is True
+    with torch.no_grad():
+        out_map = model(torch.randint(0, 256, (1, 3, 64, 64)).float())
+    assert out_map.shape == (1, 25, 2, 2) and torch.isfinite(out_map).all()

