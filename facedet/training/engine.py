@@ -28,6 +28,7 @@ from facedet.loss import RegionLossConfig, region_loss
 from facedet.training.checkpointing import Checkpointer, RunState
 from facedet.training.config import TrainConfig
 from facedet.training.distributed import Dist
+from facedet.training.progressive import Ancillary
 from facedet.training.schedule import epoch_batches, lr_at
 
 
@@ -49,6 +50,8 @@ class Trainee:
         loss: region-loss options.
         channels_last: batches go in NHWC (the model was converted to match).
         bf16: the forward runs under bfloat16 autocast.
+        ancillary: full-precision convolutions beside the quantized ones (progressive training), or None.
+        fade_steps: steps over which the ancillary weight falls from 1 to 0.
     """
 
     model: torch.nn.Module
@@ -60,6 +63,8 @@ class Trainee:
     loss: RegionLossConfig
     channels_last: bool = False
     bf16: bool = False
+    ancillary: Ancillary | None = None
+    fade_steps: int = 0
 
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
         """A (B, 3, S, S) 0..255 batch in the model's memory layout, float32."""
@@ -89,6 +94,8 @@ def _train_step(
     """
     for group in trainee.optimizer.param_groups:
         group["lr"] = lr
+    if trainee.ancillary is not None:
+        trainee.ancillary.set_progress(state.step, trainee.fade_steps)
     with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=trainee.bf16):
         raw = trainee.forward(images)  # (B, A*5, S/32, S/32)
     terms = region_loss(raw.float(), targets, trainee.anchors, trainee.config.stride, trainee.loss)
@@ -102,10 +109,15 @@ def _train_step(
     trainee.optimizer.zero_grad(set_to_none=True)
     terms["total"].backward()
     if grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(trainee.model.parameters(), grad_clip)
+        params = list(trainee.model.parameters())
+        if trainee.ancillary is not None:
+            params += list(trainee.ancillary.parameters())
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
     trainee.optimizer.step()
     if trainee.ema is not None:
         trainee.ema.update(trainee.model)
+    if trainee.ancillary is not None:
+        finite["ancillary_weight"] = trainee.ancillary.weight
     return finite
 
 

@@ -38,6 +38,7 @@ from facedet.training.config import TrainConfig
 from facedet.training.data import build_datasets, fit_anchors
 from facedet.training.distributed import Dist
 from facedet.training.engine import Trainee, evaluate, train_one_epoch
+from facedet.training.progressive import Ancillary, fade_steps
 from facedet.training.schedule import epoch_batches
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,9 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str,
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def _build_trainee(cfg: TrainConfig, ctx: Dist, train_set: FaceDataset) -> tuple[Trainee, RunState]:
+def _build_trainee(
+    cfg: TrainConfig, ctx: Dist, train_set: FaceDataset, total_steps: int
+) -> tuple[Trainee, RunState]:
     """The model (new, --init, or resumed from OUT/last.pt), its optimizer and average, and where
     the run stands."""
     checkpoint = resume_checkpoint(cfg)
@@ -64,11 +67,17 @@ def _build_trainee(cfg: TrainConfig, ctx: Dist, train_set: FaceDataset) -> tuple
         init_from(model, cfg.init)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)  # in place: parameters keep their identity
-    optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.999))
+    ancillary = None
+    if cfg.progressive > 0:
+        if ctx.world > 1:
+            raise ValueError("--progressive is not supported under torchrun (the ancillary convolutions are not synced)")
+        ancillary = Ancillary(model).to(ctx.device)
+    trained = torch.nn.ModuleList([model] + ([ancillary] if ancillary is not None else []))
+    optimizer = torch.optim.AdamW(_param_groups(trained, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.999))
     ema = ModelEMA(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
     state = RunState()
     if checkpoint is not None:
-        state = restore(checkpoint, model, optimizer, ema)
+        state = restore(checkpoint, model, optimizer, ema, ancillary)
         if ctx.main:
             log.info(
                 "resumed %s at epoch %d, iteration %d (step %d)",
@@ -84,6 +93,8 @@ def _build_trainee(cfg: TrainConfig, ctx: Dist, train_set: FaceDataset) -> tuple
         loss=RegionLossConfig(rescore=cfg.rescore, multi_anchor_iou=cfg.multi_anchor_iou),
         channels_last=cfg.channels_last,
         bf16=cfg.bf16,
+        ancillary=ancillary,
+        fade_steps=fade_steps(cfg.progressive, total_steps),
     )
     return trainee, state
 
@@ -132,17 +143,19 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
 
     train_set, val_set = build_datasets(cfg, ctx)
-    trainee, state = _build_trainee(cfg, ctx, train_set)
     iters_per_epoch = len(epoch_batches(len(train_set), cfg, 0, ctx.rank, ctx.world))
     if iters_per_epoch == 0:
         raise ValueError(f"{len(train_set)} training images are fewer than one batch of {cfg.batch_size}")
     total_steps = cfg.epochs * iters_per_epoch
+    trainee, state = _build_trainee(cfg, ctx, train_set, total_steps)
 
     if ctx.main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "model_config.json").write_text(json.dumps(trainee.config.to_dict(), indent=2) + "\n")
         (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
-    checkpointer = Checkpointer(out, cfg, trainee.config, trainee.model, trainee.ema, trainee.optimizer, ctx.main)
+    checkpointer = Checkpointer(
+        out, cfg, trainee.config, trainee.model, trainee.ema, trainee.optimizer, ctx.main, trainee.ancillary
+    )
     log_file = open(out / "log.jsonl", "a") if ctx.main else None  # noqa: SIM115 (closed in finally)
 
     def write_log(record: dict[str, Any]) -> None:
