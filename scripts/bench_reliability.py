@@ -32,6 +32,10 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # this checkout's facedet, as the server subprocess gets (PYTHONPATH)
+
+from facedet.testing import free_port  # noqa: E402
+
 FACES = (REPO / "tests" / "data" / "service" / "faces_640x480.jpg").read_bytes()
 HOST = "127.0.0.1"
 
@@ -210,9 +214,7 @@ def main() -> int:
     parser.add_argument("--attack-s", type=float, default=20.0, help="bound of each slow-client attack (s)")
     parser.add_argument("--body-timeout", type=float, default=10.0, help="server's --body-timeout (s)")
     args = parser.parse_args()
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        port = probe.getsockname()[1]
+    port = free_port(HOST)
     log = Path(tempfile.mkdtemp()) / "server.log"
     code = "import sys; from facedet.cli import main; sys.exit(main(sys.argv[1:]))"
     cmd = [sys.executable, "-c", code, "serve", "--host", HOST, "--port", str(port), "--model", args.model]
