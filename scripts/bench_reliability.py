@@ -9,10 +9,21 @@ Starts ``facedet serve`` on 127.0.0.1 (loopback only) with the given model and r
 3. the slow-header attack: ``--slow-clients`` connections send an incomplete request head; how
    many the server has closed within ``--attack-s`` seconds;
 4. two rounds of ``--requests`` detections (640x480 JPEG) at ``--concurrency``, RSS before/after each;
-5. tracebacks and ERROR lines in the server log.
+5. tracebacks and ERROR lines in the server log;
+6. kill-and-resume of training (``scripts/reliability_train.py``; ``--skip-train`` leaves it out):
+   ``facedet train`` on a tiny generated WIDER tree is SIGKILLed right after a mid-epoch
+   checkpoint, resumed with ``--resume``, and its final ``last.pt`` and ``log.jsonl`` compared
+   with an uninterrupted run's. Needs the [train] extra; a minute or less.
 
 Usage: python scripts/bench_reliability.py [--requests 10000] [--concurrency 32] [--model weights/default.fdet]
-Prints one JSON object. Run it under ``nice`` on a shared machine.
+                                           [--skip-server] [--skip-train] [--train-epochs 3]
+Prints one JSON object: ``rss_start_mb``, ``bad_inputs``, ``slow_body``, ``slow_header``, ``load`` and
+``log`` (phases 1-5, absent with ``--skip-server``) and ``train_kill_resume`` (phase 6:
+``killed_at_step``, the last step the killed run logged; ``resumed_from_step``, the step of the
+checkpoint it resumed from; ``identical``, every checkpoint tensor and value and every log record
+equal; ``max_abs_diff`` of the ``model`` (EMA), ``train_model`` (raw) and optimizer tensors;
+``checkpoint_mismatches``; ``log``; see ``reliability_train``'s docstring). Run it under ``nice``
+on a shared machine.
 """
 
 from __future__ import annotations
@@ -32,6 +43,12 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # this checkout's facedet, as the server subprocess gets (PYTHONPATH)
+
+from reliability_train import FACEDET_CLI, kill_and_resume  # noqa: E402  (scripts/, beside this file)
+
+from facedet.testing import free_port  # noqa: E402
+
 FACES = (REPO / "tests" / "data" / "service" / "faces_640x480.jpg").read_bytes()
 HOST = "127.0.0.1"
 
@@ -201,21 +218,11 @@ def load(port: int, pid: int, count: int, concurrency: int) -> dict[str, Any]:
     }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=str(REPO / "weights" / "default.fdet"))
-    parser.add_argument("--requests", type=int, default=10_000)
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--slow-clients", type=int, default=40)
-    parser.add_argument("--attack-s", type=float, default=20.0, help="bound of each slow-client attack (s)")
-    parser.add_argument("--body-timeout", type=float, default=10.0, help="server's --body-timeout (s)")
-    args = parser.parse_args()
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        port = probe.getsockname()[1]
+def server_phases(args: argparse.Namespace) -> dict[str, Any] | None:
+    """Phases 1-5 against a ``facedet serve`` subprocess; None when the server did not start."""
+    port = free_port(HOST)
     log = Path(tempfile.mkdtemp()) / "server.log"
-    code = "import sys; from facedet.cli import main; sys.exit(main(sys.argv[1:]))"
-    cmd = [sys.executable, "-c", code, "serve", "--host", HOST, "--port", str(port), "--model", args.model]
+    cmd = [*FACEDET_CLI, "serve", "--host", HOST, "--port", str(port), "--model", args.model]
     cmd += ["--body-timeout", str(args.body_timeout), "--header-timeout", "5", "--log-level", "warning"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     with log.open("w") as out:
@@ -230,7 +237,7 @@ def main() -> int:
                 time.sleep(0.2)
             if server.poll() is not None or time.monotonic() > deadline:
                 print(log.read_text(), file=sys.stderr)
-                return 1
+                return None
         report: dict[str, Any] = {"rss_start_mb": round(rss_mb(server.pid), 1)}
         print("bad inputs ...", file=sys.stderr, flush=True)
         report["bad_inputs"] = run_bad_inputs(port, server.pid)
@@ -247,6 +254,30 @@ def main() -> int:
         server.wait(15)
     text = log.read_text()
     report["log"] = {"tracebacks": text.count("Traceback"), "error_lines": text.count("ERROR")}
+    return report
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=str(REPO / "weights" / "default.fdet"))
+    parser.add_argument("--requests", type=int, default=10_000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--slow-clients", type=int, default=40)
+    parser.add_argument("--attack-s", type=float, default=20.0, help="bound of each slow-client attack (s)")
+    parser.add_argument("--body-timeout", type=float, default=10.0, help="server's --body-timeout (s)")
+    parser.add_argument("--skip-server", action="store_true", help="leave out phases 1-5 (the server)")
+    parser.add_argument("--skip-train", action="store_true", help="leave out phase 6 (training kill-and-resume)")
+    parser.add_argument("--train-epochs", type=int, default=3, help="epochs of the phase-6 runs (2 steps each)")
+    args = parser.parse_args()
+    report: dict[str, Any] = {}
+    if not args.skip_server:
+        served = server_phases(args)
+        if served is None:
+            return 1
+        report |= served
+    if not args.skip_train:
+        print("training kill-and-resume ...", file=sys.stderr, flush=True)
+        report["train_kill_resume"] = kill_and_resume(args.train_epochs)
     print(json.dumps(report, indent=1))
     return 0
 

@@ -21,7 +21,6 @@ import http.client
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,13 +31,11 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # this checkout's facedet, as the server subprocess gets (PYTHONPATH)
+
+from facedet.testing import free_port  # noqa: E402
+
 DEFAULT_IMAGE = REPO / "tests" / "data" / "service" / "faces_640x480.jpg"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def process_tree_rss_kib(pid: int) -> int:

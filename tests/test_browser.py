@@ -13,7 +13,6 @@ from __future__ import annotations
 import http.client
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
+from facedet.testing import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 FACES = REPO / "tests" / "data" / "service" / "faces_640x480.jpg"
@@ -48,12 +49,6 @@ def write_y4m(path: Path, image: np.ndarray, frames: int = 10, fps: int = 10) ->
             f.write(b"FRAME\n")
             f.write(cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes())  # Y plane, then U, then V
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import http.client
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -32,7 +31,7 @@ def test_dockerfile_is_consistent() -> None:
 
 @pytest.mark.slow
 def test_serve_extra_installs_and_runs_without_torch(tmp_path: Path) -> None:
-    from facedet.testing import write_random_model
+    from facedet.testing import free_port, write_random_model
 
     # Copy the tree (only what the image copies) so the build never writes into the checkout.
     src = tmp_path / "src"
@@ -75,9 +74,7 @@ def test_serve_extra_installs_and_runs_without_torch(tmp_path: Path) -> None:
     assert detect.returncode == 0 and '"boxes": [{' in detect.stdout, detect.stderr
 
     model = write_random_model(tmp_path / "model.fdet", seed=0)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     server_env = {**env, "FACEDET_MODEL": str(model)}
     cmd = [str(venv / "bin" / "uvicorn"), "service.app:create_app", "--factory", "--port", str(port)]
     server = subprocess.Popen(cmd, cwd=work, env=server_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

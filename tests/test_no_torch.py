@@ -35,6 +35,7 @@ TORCH_FREE = [
     "facedet.training.schedule",
     "facedet.runtime",
     "facedet.api",
+    "facedet.testing",  # the benchmarks import free_port from it, serve-only installs included
     "facedet.peers",
     "facedet.commands.train",
     "facedet.commands.eval",

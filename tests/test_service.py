@@ -28,6 +28,7 @@ from fastapi.testclient import TestClient
 
 from facedet.anchors import PostProcess
 from facedet.detections import Detections
+from facedet.testing import free_port
 from service.app import create_app
 from service.settings import Settings
 
@@ -370,12 +371,6 @@ def test_real_engine_through_lifespan(real_client: TestClient, model_path: Path)
     # max_side is gone (the engine letterboxes to its input size anyway): an unknown parameter now.
     gone = real_client.post("/v1/detect?max_side=320", content=FACES.read_bytes())
     assert gone.status_code == 422 and "max_side" in gone.json()["detail"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_real_server_over_http(model_path: Path, tmp_path: Path) -> None:

@@ -16,17 +16,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from facedet.testing import free_port
 from service.app import create_app
 from service.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 FACES = REPO / "tests" / "data" / "service" / "faces_640x480.jpg"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Server:
@@ -60,7 +55,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
     tmp = tmp_path_factory.mktemp("hardening")
     model = write_random_model(tmp / "random.fdet", seed=0)
-    port = _free_port()
+    port = free_port()
     log = tmp / "server.log"
     # One detection slot and one queue place: before issue 14, two stalled uploads blocked detection.
     env = {**os.environ, "PYTHONPATH": str(REPO), "FACEDET_MAX_QUEUE": "1"}
