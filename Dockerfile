@@ -16,15 +16,20 @@ WORKDIR /app
 # DupNet, IFQ and the default (so FACEDET_MODEL is not needed; set it to serve another model).
 COPY weights/*.fdet weights/
 # Only the serving extra -- numpy, opencv-python-headless, fastapi, fastapi-offline (offline /docs)...
-# gcc compiles the native engine (csrc/native) during the install and is removed in the same layer.
+# gcc compiles the native engine (csrc/native) and the libjpeg check of uploads (csrc/jpegcheck,
+# against libjpeg62-turbo-dev) during the install; both are removed in the same layer. The runtime
+# library libjpeg62-turbo is named on its own so that it is marked manually installed and the
+# purge's --auto-remove keeps it (the import check below runs after the purge).
 COPY pyproject.toml README.md LICENSE setup.py ./
 COPY csrc/native/ csrc/native/
+COPY csrc/jpegcheck/ csrc/jpegcheck/
 COPY facedet/ facedet/
 COPY service/ service/
-RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev libjpeg62-turbo-dev libjpeg62-turbo \
     && pip install ".[serve]" \
-    && apt-get purge -y --auto-remove gcc libc6-dev && rm -rf /var/lib/apt/lists/* \
+    && apt-get purge -y --auto-remove gcc libc6-dev libjpeg62-turbo-dev && rm -rf /var/lib/apt/lists/* \
     && python -c "from facedet.engine import native; assert native.available_isas(), 'native engine not built'" \
+    && python -c "from facedet.jpeg_check import libjpeg_check_built as b; assert b(), 'libjpeg check not built'" \
     && python -c "import service.app" \
     && ! python -c "import torch" 2>/dev/null \
     && echo "serving image: torch is not installed"

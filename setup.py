@@ -1,9 +1,15 @@
-"""Build of the optional native engine (``facedet.engine._native``); everything else is in pyproject.toml.
+"""Build of the optional C extensions; everything else is in pyproject.toml.
 
-The extension is compiled from csrc/native/ by the machine's own C compiler during ``pip install``.
-It is optional: where no compiler is found (or the build fails), the install goes on without it and
-``facedet`` runs the numpy engine, saying so once at run time. The SIMD paths are chosen at run time
-(``__builtin_cpu_supports``), so no ``-march`` flag is used and the build runs on any x86-64 or ARM CPU.
+- ``facedet.engine._native`` (csrc/native/): the native integer engine. The SIMD paths are chosen at
+  run time (``__builtin_cpu_supports``), so no ``-march`` flag is used and the build runs on any
+  x86-64 or ARM CPU.
+- ``facedet._jpegcheck`` (csrc/jpegcheck/): libjpeg-turbo's own warnings on a JPEG's entropy-coded
+  data (damaged uploads); needs the libjpeg headers and library (Debian: libjpeg62-turbo-dev).
+
+Both are compiled by the machine's own C compiler during ``pip install`` and both are optional:
+where no compiler or no libjpeg headers are found (or a build fails), the install goes on without
+that extension and ``facedet`` falls back (numpy engine; structural JPEG scan), saying so once at
+run time.
 """
 
 from __future__ import annotations
@@ -25,4 +31,12 @@ native = Extension(
     optional=True,
 )
 
-setup(ext_modules=[native])
+jpegcheck = Extension(
+    "facedet._jpegcheck",
+    sources=[str(Path("csrc", "jpegcheck", "jpegcheck_module.c"))],
+    libraries=["jpeg"],
+    extra_compile_args=[] if sys.platform == "win32" else ["-std=c11", "-O2"],
+    optional=True,
+)
+
+setup(ext_modules=[native, jpegcheck])

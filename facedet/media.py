@@ -2,8 +2,9 @@
 
 ``expand_sources`` turns command-line arguments into an ordered list of ``Source`` (a folder
 gives its images and videos, sorted, not recursive; a pattern such as ``'photos/**/*.jpg'`` is
-expanded with ``glob``); ``read_image`` decodes one image without OpenCV's stderr warnings;
-``video_frames`` yields a video's frames.
+expanded with ``glob``); ``read_image`` decodes one image without OpenCV's stderr warnings,
+refusing damaged JPEGs (``image_damage``, shared with the service); ``video_frames`` yields a
+video's frames.
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from facedet.jpeg_check import jpeg_damage
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 GLOB_CHARS = "*?["
+JPEG_SIGNATURE = b"\xff\xd8\xff"
 
 
 @dataclass(frozen=True)
@@ -57,12 +61,29 @@ def expand_sources(specs: list[str]) -> list[Source]:
     return sources
 
 
-def decode_image(data: bytes) -> NDArray[np.uint8] | None:
-    """BGR uint8 image from encoded bytes, or None if they are not a decodable image."""
-    if not data:
+def image_damage(data: bytes) -> str | None:
+    """Why the encoded image is damaged although the decoder would still return pixels, or None.
+
+    JPEG only (libjpeg merely warns about damaged entropy-coded data and fills grey or garbled
+    blocks; see ``facedet.jpeg_check``); other formats are left to the decoder.
+    """
+    if data[:3] != JPEG_SIGNATURE:
         return None
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    return None if image is None else np.asarray(image, np.uint8)
+    damage = jpeg_damage(data)
+    return None if damage is None else f"damaged JPEG image: {damage}"
+
+
+def decode_image(data: bytes) -> NDArray[np.uint8] | str:
+    """BGR uint8 image from encoded bytes, or a one-line reason they are not a usable image."""
+    if not data:
+        return "empty file"
+    if damage := image_damage(data):
+        return damage
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error as exc:  # raised, not None, e.g. beyond OpenCV's pixel limit (CV_IO_MAX_IMAGE_PIXELS)
+        return f"the decoder refused it: {str(exc).split('error: ', 1)[-1].strip()}"
+    return "not a decodable image file" if image is None else np.asarray(image, np.uint8)
 
 
 def read_image(path: str | Path) -> NDArray[np.uint8] | str:
@@ -73,7 +94,7 @@ def read_image(path: str | Path) -> NDArray[np.uint8] | str:
     except OSError as exc:
         return f"cannot read image: {exc.strerror or exc}"
     image = decode_image(data)
-    return image if image is not None else "cannot read image: not a decodable image file"
+    return f"cannot read image: {image}" if isinstance(image, str) else image
 
 
 def video_frames(path: str | Path) -> Iterator[tuple[int, NDArray[np.uint8]]]:

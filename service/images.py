@@ -11,8 +11,9 @@ Order of checks, cheapest first, so that a hostile upload is refused before any 
    huge array) is a 413 before ``cv2.imdecode`` allocates anything. Truncation that the header
    can prove (a JPEG with no end-of-image marker after its scan, a PNG with no IEND chunk, a
    RIFF/BMP file shorter than its declared size) is a 422.
-3. JPEG only: ``service.jpeg_scan`` checks the structure of the entropy-coded scans, which
-   libjpeg would only warn about (damaged data -> 422 instead of wrong detections).
+3. JPEG only: ``facedet.media.image_damage`` runs libjpeg's entropy decoder and collects the
+   warnings it would only print (damaged data -> 422 instead of wrong detections; a structural
+   scan where the libjpeg check is not built, see ``facedet.jpeg_check``).
 4. ``cv2.imdecode``: anything it still cannot decode is a 422 (corrupt image).
 """
 
@@ -25,7 +26,8 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from service.jpeg_scan import jpeg_scan_problem
+from facedet.jpeg_scan import jpeg_frame
+from facedet.media import image_damage
 
 SUPPORTED_FORMATS = ("jpeg", "png", "webp", "bmp")
 
@@ -48,7 +50,6 @@ _UNSUPPORTED_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
     (0, b"%PDF", "pdf"),
 )
 _HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis"}
-_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
 class ImageError(Exception):
@@ -67,7 +68,6 @@ class ImageHeader:
     format: str
     width: int
     height: int
-    scan_start: int = 0  # JPEG: offset of the first entropy-coded byte (0 for other formats)
 
     @property
     def pixels(self) -> int:
@@ -116,40 +116,11 @@ def _truncated(fmt: str, why: str) -> ImageError:
 
 
 def _jpeg_header(data: bytes) -> ImageHeader:
-    # Walk the marker segments: FF xx [len:2 big-endian, len counts itself] ... until SOFn.
-    pos, size = 2, len(data)
-    width = height = 0
-    while True:
-        while pos < size and data[pos] == 0xFF and pos + 1 < size and data[pos + 1] == 0xFF:
-            pos += 1  # fill bytes
-        if pos + 2 > size:
-            raise _truncated("jpeg", "the header ends before the image data")
-        if data[pos] != 0xFF:
-            raise _truncated("jpeg", f"bad marker at byte {pos}")
-        marker = data[pos + 1]
-        pos += 2
-        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # standalone markers carry no length
-            continue
-        if marker == 0xD9:
-            raise _truncated("jpeg", "end-of-image marker before any frame header")
-        if pos + 2 > size:
-            raise _truncated("jpeg", "the header ends inside a segment")
-        (length,) = struct.unpack(">H", data[pos : pos + 2])
-        if length < 2:
-            raise _truncated("jpeg", f"segment length {length} at byte {pos}")
-        if marker in _JPEG_SOF:
-            if pos + 7 > size:
-                raise _truncated("jpeg", "the header ends inside the frame header")
-            height, width = struct.unpack(">HH", data[pos + 3 : pos + 7])
-        elif marker == 0xDA:  # start of scan: entropy-coded data follows
-            if width == 0 or height == 0:
-                raise _truncated("jpeg", "no frame header (or zero size) before the scan")
-            # FF D9 cannot occur inside entropy-coded data (0xFF is stuffed as FF 00), so its
-            # presence after the first scan means the data runs to the end of the image.
-            if data.find(b"\xff\xd9", pos) < 0:
-                raise _truncated("jpeg", "no end-of-image marker (the file was cut short)")
-            return ImageHeader("jpeg", int(width), int(height), scan_start=pos + length)
-        pos += length
+    try:
+        frame = jpeg_frame(data)
+    except ValueError as exc:
+        raise _truncated("jpeg", str(exc)) from exc
+    return ImageHeader("jpeg", frame.width, frame.height)
 
 
 def _png_header(data: bytes) -> ImageHeader:
@@ -235,9 +206,9 @@ def decode_image(data: bytes, max_pixels: int) -> tuple[NDArray[np.uint8], Image
             f"image too large: {header.width}x{header.height} = {header.pixels} pixels exceeds the limit of "
             f"{max_pixels} pixels (checked from the {header.format.upper()} header before decoding)",
         )
-    if header.format == "jpeg" and (problem := jpeg_scan_problem(data, header.scan_start)):
+    if damage := image_damage(data):
         # libjpeg would only warn and hand back grey or garbled blocks: refuse instead of guessing.
-        raise ImageError(422, f"damaged JPEG image: {problem}")
+        raise ImageError(422, damage)
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None or image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
         raise ImageError(422, f"corrupt {header.format.upper()} image: the decoder could not read the pixel data")

@@ -25,6 +25,10 @@ def test_dockerfile_is_consistent() -> None:
     dockerfile = (REPO / "Dockerfile").read_text()
     assert 'pip install ".[serve]"' in dockerfile and "torch" in dockerfile
     assert "COPY csrc/native/ csrc/native/" in dockerfile and "setup.py" in dockerfile
+    # the libjpeg check of uploads: built against the headers, its runtime library kept after the purge
+    assert "COPY csrc/jpegcheck/ csrc/jpegcheck/" in dockerfile and "libjpeg62-turbo-dev libjpeg62-turbo " in dockerfile
+    assert "libjpeg_check_built" in dockerfile
+    assert "!csrc/jpegcheck/" in (REPO / ".dockerignore").read_text()
     assert "USER facedet" in dockerfile and "HEALTHCHECK" in dockerfile and "EXPOSE 8000" in dockerfile
     assert '"service.app:create_app", "--factory"' in dockerfile and "COPY weights/*.fdet" in dockerfile
 
@@ -40,7 +44,7 @@ def test_serve_extra_installs_and_runs_without_torch(tmp_path: Path) -> None:
         if (REPO / name).exists():
             shutil.copy2(REPO / name, src / name)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.so")  # the extension is built by the install
-    for name in ("facedet", "service", "csrc/native"):
+    for name in ("facedet", "service", "csrc/native", "csrc/jpegcheck"):
         shutil.copytree(REPO / name, src / name, ignore=ignore)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
@@ -55,8 +59,8 @@ def test_serve_extra_installs_and_runs_without_torch(tmp_path: Path) -> None:
     work = tmp_path / "run"  # run outside the checkout so the installed copy is what is imported
     work.mkdir()
     check = subprocess.run(
-        [python, "-c", "import service.app, facedet.engine.native as n, sys\n"
-         "print(service.app.__file__, n.available_isas())\n"
+        [python, "-c", "import service.app, facedet.engine.native as n, facedet.jpeg_check as j, sys\n"
+         "print(service.app.__file__, n.available_isas(), 'libjpeg check', j.libjpeg_check_built())\n"
          "try:\n    import torch\nexcept ImportError:\n    sys.exit(0)\nsys.exit('torch is importable')"],
         capture_output=True, text=True, timeout=120, cwd=work, env=env,
     )  # fmt: skip
@@ -64,6 +68,8 @@ def test_serve_extra_installs_and_runs_without_torch(tmp_path: Path) -> None:
     assert str(venv) in check.stdout
     if shutil.which("gcc"):  # pip compiled the native engine from csrc/native
         assert "'c'" in check.stdout, check.stdout
+        if Path("/usr/include/jpeglib.h").is_file():  # ... and the libjpeg check from csrc/jpegcheck
+            assert "libjpeg check True" in check.stdout, check.stdout
 
     # The packaged models: a model name works outside the checkout, with no weights/ folder around.
     faces = REPO / "tests" / "data" / "service" / "faces_640x480.jpg"

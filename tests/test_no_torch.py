@@ -18,6 +18,8 @@ TORCH_FREE = [
     "facedet.anchors",
     "facedet.detections",
     "facedet.draw",
+    "facedet.jpeg_check",
+    "facedet.media",
     "facedet.paths",
     "facedet.engine",
     "facedet.model_file",
