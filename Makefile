@@ -12,12 +12,12 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 # Serving needs no torch: numpy, OpenCV, FastAPI, uvicorn.
-$(VENV)/.serve-installed: pyproject.toml | $(BIN)/python
+$(VENV)/.serve-installed: pyproject.toml setup.py $(wildcard csrc/*/*.c csrc/*/*.h) | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[serve]'
 	touch $@
 
 # torch==2.13.0 is pinned in the [train] extra (a CPU wheel here; a looser pin pulls CUDA builds).
-$(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
+$(VENV)/.dev-installed: pyproject.toml setup.py $(wildcard csrc/*/*.c csrc/*/*.h) | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $@ $(VENV)/.serve-installed
 

@@ -277,3 +277,18 @@ def test_channels_last_and_bf16_train_the_same_model(wider_root: Path, tmp_path:
     with torch.no_grad():
         out_map = model(torch.randint(0, 256, (1, 3, 64, 64)).float())
     assert out_map.shape == (1, 25, 2, 2) and torch.isfinite(out_map).all()
+
+
+def test_resume_mid_epoch_leaves_the_same_random_state(wider_root: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    common = ("--epochs", "2", "--anchors", "preset", "--workers", "1")
+    # Stop at step 3, inside epoch 2 (2 steps per epoch), and resume: one more data loader is built
+    # than in the uninterrupted run, and it must not draw from torch's global random state.
+    assert _train(wider_root, tmp_path / "split", cache, *common, "--max-steps", "3") == 0
+    assert _train(wider_root, tmp_path / "split", cache, *common, "--resume") == 0
+    assert _train(wider_root, tmp_path / "straight", cache, *common) == 0
+    resumed, straight = (load_checkpoint(tmp_path / run / "last.pt") for run in ("split", "straight"))
+    assert resumed["step"] == straight["step"] == 4
+    assert torch.equal(resumed["rng"]["torch"], straight["rng"]["torch"])
+    for key, tensor in straight["train_model"].items():
+        torch.testing.assert_close(resumed["train_model"][key], tensor, rtol=0, atol=0, msg=f"{key} differs")

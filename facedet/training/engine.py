@@ -137,8 +137,16 @@ def train_one_epoch(
     ``cfg.checkpoint_every`` steps. Returns True when ``cfg.max_steps`` stopped the run.
     """
     batches = epoch_batches(len(train_set), cfg, state.epoch, ctx.rank, ctx.world)
+    # The loader's own generator, seeded by (seed, epoch): building a loader iterator draws a worker
+    # base seed, and from torch's global RNG that draw would make a run resumed mid-epoch (one more
+    # loader) differ from an uninterrupted one.
+    generator = torch.Generator().manual_seed(cfg.seed * 100_003 + state.epoch)
     loader = DataLoader(
-        train_set, batch_sampler=batches[state.iter_in_epoch :], collate_fn=collate, num_workers=cfg.workers
+        train_set,
+        batch_sampler=batches[state.iter_in_epoch :],
+        collate_fn=collate,
+        num_workers=cfg.workers,
+        generator=generator,
     )
     trainee.forward.train()
     if state.iter_in_epoch == 0:  # a fresh epoch; a resumed one carries the checkpoint's sums on
