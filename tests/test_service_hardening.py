@@ -146,3 +146,21 @@ class _NoEngine:
 
     def detect(self, image_bgr: object, post: object = None) -> object:
         raise AssertionError("not called")
+
+
+def test_request_heads_over_the_limit_are_refused(server: Server) -> None:
+    # h11_max_incomplete_event_size is 64 KiB (service/server.py): a 60 KB header is served; a head
+    # that is still incomplete past the limit is refused (h11 checks the limit only while it waits).
+    for size, ok in ((60_000, True), (200_000, False)):
+        sock = server.stalled(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * size + b"\r\n\r\n")
+        sock.settimeout(5)
+        try:
+            answer = sock.recv(100)
+        except ConnectionResetError:  # the server may reset once it has answered (unread head bytes)
+            answer = b"reset"
+        sock.close()
+        if ok:
+            assert answer.startswith(b"HTTP/1.1 200"), answer[:100]
+        else:
+            assert answer.startswith(b"HTTP/1.1 400") or answer == b"reset", answer[:100]
+    assert server.request("GET", "/healthz")[0] == 200
