@@ -292,3 +292,18 @@ def test_resume_mid_epoch_leaves_the_same_random_state(wider_root: Path, tmp_pat
     assert torch.equal(resumed["rng"]["torch"], straight["rng"]["torch"])
     for key, tensor in straight["train_model"].items():
         torch.testing.assert_close(resumed["train_model"][key], tensor, rtol=0, atol=0, msg=f"{key} differs")
+
+
+def test_runs_with_other_seeds_keep_each_others_caches(wider_root: Path, tmp_path: Path) -> None:
+    from facedet.training.data import load_split
+    from facedet.training.distributed import Dist
+
+    # Two runs side by side validating on seeded subsets: the second must not evict the first's
+    # cache (a run crashed at its first validation when another run with another seed evicted it).
+    caches = [
+        load_split(TrainConfig(data_root=str(wider_root), cache_dir=str(tmp_path), seed=seed), "val", 2, Dist("cpu"))[1]
+        for seed in (1, 2, 3)
+    ]
+    assert all(cache.data_file.is_file() for cache in caches)
+    assert len({cache.data_file for cache in caches}) == 3
+    assert all(cache.get(0).ndim == 3 for cache in caches)

@@ -41,11 +41,14 @@ def load_split(
             + f"; use --batch-size {max(1, len(samples) // ctx.world)} or more images"
         )
     cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
-    name = f"wider-{split}" + (f"-n{limit}" if limit is not None else "")  # subsets never evict the full cache
     paths = [s.path for s in samples]
     # Enough resolution for the 2x zoom-in of the train policy; 640 at least, so that runs at
     # different sizes up to 320 share one cache.
     max_side = max(640, 2 * cfg.img_size)
+    # A new cache evicts older ones of the same name, so the name carries what selects the images
+    # (subset size and seed, resolution): runs side by side with other seeds or sizes never evict
+    # each other's caches, and subsets never evict the full cache.
+    name = f"wider-{split}-{max_side}px" + (f"-n{limit}-s{cfg.seed}" if limit is not None else "")
 
     def build() -> ImageCache:
         return ImageCache.build(paths, cache_dir, name, max_side=max_side)
