@@ -32,10 +32,10 @@ def test_zero_weight_or_eval_mode_is_the_plain_model() -> None:
             conv.weight.normal_(0, 0.05)
     changed = model(x)
     assert not torch.allclose(changed, plain)
-    ancillary.weight = 0.0
+    ancillary.set_weight(0.0)
     torch.testing.assert_close(model(x), plain, rtol=0, atol=0)
     # Eval mode (the folded integer path) never uses the float path, whatever the weight.
-    ancillary.weight = 1.0
+    ancillary.set_weight(1.0)
     model.eval()
     with torch.no_grad():
         evaluated = model(x)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from facedet.models.layers import QuantConvBlock
@@ -36,23 +37,35 @@ class Ancillary(nn.Module):
         )
         for conv in self.convs:
             nn.init.zeros_(conv.weight)
-        self.weight = 1.0
+        # The weight as a tensor (torch.compile would recompile for every new python float) and
+        # whether it is still above zero (one recompile when the float path switches off).
+        self.register_buffer("scale", torch.ones(()))
+        self.active = True
         self._handles = [
             block.conv.register_forward_hook(self._hook(conv)) for block, conv in zip(blocks, self.convs, strict=True)
         ]
 
     def _hook(self, ancillary: nn.Conv2d) -> Any:
         def add_float_path(module: QuantConv2d, inputs: tuple[Tensor, ...], output: Tensor) -> Tensor | None:
-            if not module.training or self.weight <= 0.0:
+            if not module.training or not self.active:
                 return None  # the plain low-precision output
             real_input = inputs[0] * module.in_scale  # codes or pixels -> real values, (N, C, H, W)
-            return output + self.weight * ancillary(real_input.to(ancillary.weight.dtype))
+            return output + self.scale * ancillary(real_input.to(ancillary.weight.dtype))
 
         return add_float_path
 
+    @property
+    def weight(self) -> float:
+        """The float path's weight, 1 -> 0."""
+        return float(self.scale)
+
+    def set_weight(self, weight: float) -> None:
+        self.scale.fill_(weight)
+        self.active = weight > 0.0
+
     def set_progress(self, step: int, fade_steps: int) -> float:
         """Set and return ``weight`` = 1 - step / fade_steps, floored at 0 (0 when fade_steps <= 0)."""
-        self.weight = max(0.0, 1.0 - step / fade_steps) if fade_steps > 0 else 0.0
+        self.set_weight(max(0.0, 1.0 - step / fade_steps) if fade_steps > 0 else 0.0)
         return self.weight
 
     def remove(self) -> None:
