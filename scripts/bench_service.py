@@ -1,7 +1,7 @@
 """Benchmark the REST service on loopback: throughput, latency percentiles, errors, memory.
 
-Starts ``uvicorn service.app:create_app --factory`` as a subprocess on a free 127.0.0.1 port
-(1 and 2 workers by default), POSTs the same 640x480 face JPEG as the raw body of
+Starts ``facedet serve`` (this checkout's, so its uvicorn options too) as a subprocess on a free
+127.0.0.1 port (1 and 2 workers by default), POSTs the same 640x480 face JPEG as the raw body of
 ``/v1/detect`` from N client threads with keep-alive connections (concurrency 1, 8, 32), and
 records requests/s, p50/p99 latency and the error count. On the 1-worker server it also
 sends ``--memory-requests`` (default 10,000) more requests and reports the server's resident
@@ -71,22 +71,22 @@ class Server:
 
     def __init__(self, model: Path, workers: int) -> None:
         self.port = free_port()
-        env = {
-            **os.environ,
-            "FACEDET_MODEL": str(model),
-            "FACEDET_MAX_QUEUE": "64",
-            "PYTHONPATH": str(REPO),
-        }
+        env = {**os.environ, "FACEDET_MAX_QUEUE": "64", "PYTHONPATH": str(REPO)}
+        cli = "import sys; from facedet.cli import main; sys.exit(main(sys.argv[1:]))"
         cmd = [
-            sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory",
+            sys.executable, "-c", cli, "serve", "--model", str(model),
             "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers), "--log-level", "warning",
         ]  # fmt: skip
         self.log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         self.workers = workers
-        self._wait_ready()
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()  # no server left behind when it never became ready
+            raise
 
-    def _wait_ready(self, timeout: float = 60.0) -> None:
+    def _wait_ready(self, timeout: float = 180.0) -> None:  # a loaded machine starts workers slowly
         deadline = time.monotonic() + timeout
         ready = 0
         while ready < 5 * self.workers:  # several answers, so every worker has started

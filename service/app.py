@@ -138,7 +138,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     logging.getLogger("facedet").setLevel(settings.log_level.upper())
     if settings.malloc_tuning:  # before the worker threads exist, so none gets an arena of its own
         logger.debug("malloc settings applied: %s", tune_malloc() or "none (not glibc, or set by the environment)")
-    metrics = Metrics()
+    metrics = Metrics(settings.metrics_dir)
     state = ServiceState(
         settings=settings,
         metrics=metrics,
@@ -148,6 +148,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     )
     if engine is not None:
         state.info = dict(engine.info)
+    metrics.gauges = state.gauges
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
@@ -158,6 +159,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
                 state.load_error = f"cannot load model: {exc}"
                 logger.error("%s", state.load_error)
                 raise RuntimeError(state.load_error) from exc
+        metrics.publish()  # with several workers, the others' /metrics count this one from now on
         try:
             yield {}
         finally:

@@ -311,16 +311,13 @@ async def model_info(state: StateDep) -> ModelInfo:
     "/metrics",
     response_class=PlainTextResponse,
     summary="Prometheus metrics",
-    description="Text exposition format: request counts by route, method and status; latency histograms.",
+    description="Text exposition format: request counts by route, method and status; latency histograms. "
+    "With several workers, the totals of all of them.",
     tags=["health"],
 )
 async def metrics(state: StateDep) -> PlainTextResponse:
-    """Counters and histograms of this process."""
-    gauges = {
-        "facedet_requests_in_progress": ("Detection requests admitted and not finished.", float(state.gate.admitted)),
-        "facedet_model_loaded": ("1 when the model is loaded.", float(state.engine is not None)),
-    }
-    return PlainTextResponse(state.metrics.render(gauges), media_type="text/plain; version=0.0.4; charset=utf-8")
+    """Counters, histograms and gauges of the whole service (all workers of one facedet serve)."""
+    return PlainTextResponse(state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
 @router.get("/", include_in_schema=False)

@@ -102,6 +102,12 @@ class Settings(BaseSettings):
         description="On glibc, cap malloc arenas at 2 and fix the mmap (1 MiB) and trim (8 MiB) thresholds at "
         "start-up (service.allocator): with glibc's defaults RSS grew without bound under load.",
     )
+    metrics_dir: Path | None = Field(
+        default=None,
+        description="Directory through which the workers of one service add up their /metrics figures "
+        "(service.metrics); facedet serve --workers N sets it to a private temporary directory. None: "
+        "this process's figures only.",
+    )
     docs_enabled: bool = Field(
         default=True, description="Serve /docs, /redoc and /openapi.json (turn off in production if unwanted)."
     )

@@ -14,7 +14,7 @@ from typing import Any, Protocol, TypeVar
 import anyio
 
 from facedet.detections import Detector
-from service.metrics import Metrics
+from service.metrics import Gauges, Metrics
 from service.settings import Settings
 
 T = TypeVar("T")
@@ -111,3 +111,16 @@ class ServiceState:
     model_path: Path | None = None
     load_error: str | None = None
     info: dict[str, Any] = field(default_factory=dict)
+
+    def gauges(self) -> Gauges:
+        """This process's gauges for /metrics (summed over the running workers: service.metrics)."""
+        return {
+            "facedet_requests_in_progress": (
+                "Detection requests admitted and not finished.",
+                float(self.gate.admitted),
+            ),
+            "facedet_model_loaded": (
+                "Worker processes with the model loaded (1 or 0 with one worker).",
+                float(self.engine is not None),
+            ),
+        }

@@ -10,6 +10,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from facedet.commands.common import UsageError, positive_int, require_extra, score
 from facedet.commands.engine_args import add_engine_arguments, apply_engine_arguments
@@ -65,6 +68,18 @@ def settings_env(args: argparse.Namespace) -> dict[str, str]:
     return env
 
 
+@contextmanager
+def shared_metrics_dir(workers: int) -> Iterator[None]:
+    """With several workers: a private temporary directory, passed as FACEDET_METRICS_DIR, through
+    which they add up their /metrics figures (service.metrics); removed when serve exits."""
+    if workers == 1:
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="facedet-metrics-") as path:
+        os.environ["FACEDET_METRICS_DIR"] = path
+        yield
+
+
 def run(args: argparse.Namespace) -> int:
     """Check the flags and load the model once (a bad file is one line here, not a worker's
     traceback), then run uvicorn until interrupted."""
@@ -92,13 +107,14 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:  # pydantic's ValidationError: a FACEDET_* value out of range
         raise UsageError(f"invalid setting: {' '.join(str(exc).split())}") from None
     print(f"facedet: serving {model} on http://{args.host}:{args.port} ({args.workers} worker(s))", file=sys.stderr)
-    uvicorn.run(
-        "service.app:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level=args.log_level,
-        **uvicorn_options(settings),
-    )
+    with shared_metrics_dir(args.workers):
+        uvicorn.run(
+            "service.app:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level=args.log_level,
+            **uvicorn_options(settings),
+        )
     return 0
