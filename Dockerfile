@@ -42,4 +42,6 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
     CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status != 200)"
 
-CMD ["uvicorn", "service.app:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000", "--workers", "1"]
+# `facedet serve`, not bare uvicorn: its protocol adds the header/body timeouts, TCP_NODELAY for
+# every worker and the /metrics totals across workers (service/server.py).
+CMD ["facedet", "serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "1"]

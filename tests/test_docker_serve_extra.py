@@ -30,7 +30,7 @@ def test_dockerfile_is_consistent() -> None:
     assert "libjpeg_check_built" in dockerfile
     assert "!csrc/jpegcheck/" in (REPO / ".dockerignore").read_text()
     assert "USER facedet" in dockerfile and "HEALTHCHECK" in dockerfile and "EXPOSE 8000" in dockerfile
-    assert '"service.app:create_app", "--factory"' in dockerfile and "COPY weights/*.fdet" in dockerfile
+    assert 'CMD ["facedet", "serve", "--host", "0.0.0.0"' in dockerfile and "COPY weights/*.fdet" in dockerfile
 
 
 @pytest.mark.slow
@@ -82,7 +82,7 @@ def test_serve_extra_installs_and_runs_without_torch(tmp_path: Path) -> None:
     model = write_random_model(tmp_path / "model.fdet", seed=0)
     port = free_port()
     server_env = {**env, "FACEDET_MODEL": str(model)}
-    cmd = [str(venv / "bin" / "uvicorn"), "service.app:create_app", "--factory", "--port", str(port)]
+    cmd = [str(venv / "bin" / "facedet"), "serve", "--port", str(port)]  # the Dockerfile's CMD
     server = subprocess.Popen(cmd, cwd=work, env=server_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 30

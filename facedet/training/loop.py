@@ -51,9 +51,7 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str,
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def _build_trainee(
-    cfg: TrainConfig, ctx: Dist, train_set: FaceDataset, total_steps: int
-) -> tuple[Trainee, RunState]:
+def _build_trainee(cfg: TrainConfig, ctx: Dist, train_set: FaceDataset, total_steps: int) -> tuple[Trainee, RunState]:
     """The model (new, --init, or resumed from OUT/last.pt), its optimizer and average, and where
     the run stands."""
     checkpoint = resume_checkpoint(cfg)
@@ -70,7 +68,9 @@ def _build_trainee(
     ancillary = None
     if cfg.progressive > 0:
         if ctx.world > 1:
-            raise ValueError("--progressive is not supported under torchrun (the ancillary convolutions are not synced)")
+            raise ValueError(
+                "--progressive is not supported under torchrun (the ancillary convolutions are not synced)"
+            )
         ancillary = Ancillary(model).to(ctx.device)
     trained = torch.nn.ModuleList([model] + ([ancillary] if ancillary is not None else []))
     optimizer = torch.optim.AdamW(_param_groups(trained, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.999))

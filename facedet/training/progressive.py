@@ -1,8 +1,8 @@
 """Progressive low-precision training: full-precision ancillary convolutions that fade out.
 
-"Progressive learning of low-precision networks" (docs/method.md): beside each low-precision
-convolution a full-precision one of the same shape sees the same input, and its output, scaled by ``weight``, is added to the
-low-precision output before batch-norm. ``weight`` falls linearly from 1 to 0 over the first part
+"Progressive learning of low-precision networks" (docs/method.md §5): beside each low-precision
+convolution a full-precision one of the same shape sees the same input, and its output, scaled
+by ``weight``, is added to the low-precision output before batch-norm. ``weight`` falls linearly from 1 to 0 over the first part
 of training, so the network leans on the easy-to-train float path early and ends as the plain
 low-precision network: at ``weight == 0`` (and in eval mode, whose folded integer path never calls
 the hooks) the model computes exactly what it computes without the ancillary convolutions.
@@ -78,4 +78,3 @@ class Ancillary(nn.Module):
 def fade_steps(fraction: float, total_steps: int) -> int:
     """Steps over which the ancillary weight falls to zero: ``fraction`` of the run."""
     return max(1, round(fraction * total_steps))
-
