@@ -2,10 +2,11 @@
 
 "Progressive learning of low-precision networks" (docs/method.md §5): beside each low-precision
 convolution a full-precision one of the same shape sees the same input, and its output, scaled
-by ``weight``, is added to the low-precision output before batch-norm. ``weight`` falls linearly from 1 to 0 over the first part
-of training, so the network leans on the easy-to-train float path early and ends as the plain
-low-precision network: at ``weight == 0`` (and in eval mode, whose folded integer path never calls
-the hooks) the model computes exactly what it computes without the ancillary convolutions.
+by ``weight``, is added to the low-precision output before batch-norm. ``weight`` falls linearly
+from 1 to 0 over the first part of training, so the network leans on the easy-to-train float
+path early and ends as the plain low-precision network: at ``weight == 0`` (and in eval mode,
+whose folded integer path never calls the hooks) the model computes exactly what it computes
+without the ancillary convolutions.
 
 The ancillary convolutions live outside the model (forward hooks on each ``QuantConvBlock``'s
 convolution), so the model's state dict, its weight average, export and the integer engine never
