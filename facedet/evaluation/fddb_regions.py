@@ -9,13 +9,14 @@ Each region is clipped to the image and stored as a boolean mask in its bounding
 from __future__ import annotations
 
 import functools
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
+
+from facedet.jpeg_scan import jpeg_frame
 
 __all__ = ["Region", "image_size", "rasterize_ellipse", "rasterize_rect", "overlap_matrix"]
 
@@ -48,32 +49,17 @@ def image_size(path: str) -> tuple[int, int]:
 
 
 def _jpeg_size(path: str) -> tuple[int, int] | None:
-    # Walk the JPEG markers up to the first start-of-frame (SOF0..SOF15 except DHT/JPG/DAC).
+    """(width, height) from a JPEG's frame header (``facedet.jpeg_scan.jpeg_frame``), or None when
+    the file is not a JPEG or its header cannot be read (the caller then decodes the image)."""
     with open(path, "rb") as f:
-        if f.read(2) != b"\xff\xd8":
-            return None
-        while True:
-            byte = f.read(1)
-            while byte and byte != b"\xff":
-                byte = f.read(1)
-            while byte == b"\xff":
-                byte = f.read(1)
-            if not byte:
-                return None
-            marker = byte[0]
-            if marker in (0x01, *range(0xD0, 0xD8)):  # stand-alone markers have no length
-                continue
-            header = f.read(2)
-            if len(header) < 2:
-                return None
-            (length,) = struct.unpack(">H", header)
-            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-                data = f.read(5)
-                if len(data) < 5:
-                    return None
-                height, width = struct.unpack(">HH", data[1:5])
-                return (width, height) if width and height else None
-            f.seek(length - 2, 1)
+        data = f.read()
+    if data[:2] != b"\xff\xd8":
+        return None
+    try:
+        frame = jpeg_frame(data)
+    except ValueError:
+        return None
+    return frame.width, frame.height
 
 
 def _window(x1: int, y1: int, x2: int, y2: int, width: int, height: int) -> tuple[int, int, int, int]:
