@@ -17,6 +17,9 @@ POOLS = ("none", "max2", "max2s1")  # none | 2x2 stride 2 | 2x2 stride 1 (pad ri
 WEIGHT_KINDS = ("float", "binary", "int8")
 ACTIVATIONS = ("leaky", "hwgq")
 DUP_AXES = ("in", "out")
+# Training stages of a quantized model (facedet.models.precision): float weights and relaxed
+# activations, binary weights and relaxed activations, the deployed precision.
+PRECISIONS = ("float", "binary-weights", "full")
 
 # HWGQ steps (Cai et al., CVPR 2017; the values of the authors' code, docs/method.md §3): 2 bits -> levels
 # {0, .538, 1.076, 1.614}.

@@ -6,13 +6,16 @@ import pytest
 import torch
 
 from facedet.models import build_model, model_config
+from facedet.models.precision import set_precision
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["dupnet-tinier-yolo"])  # quantizers (STE), duplication, max2s1 pool
-def test_compiled_model_matches_eager(name: str) -> None:
+@pytest.mark.parametrize("precision", ["full", "float"])  # and the relaxed first training stage
+def test_compiled_model_matches_eager(name: str, precision: str) -> None:
     torch.manual_seed(0)
     model = build_model(model_config(name, img_size=64)).train()
+    set_precision(model, precision)
     compiled = torch.compile(model)
     pixels = torch.randint(0, 256, (2, 3, 64, 64)).float()
     eager_out = model(pixels)

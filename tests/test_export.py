@@ -96,7 +96,15 @@ def test_export_detects_a_mismatch(tmp_path: Path) -> None:
         verify_against_torch(engine, model, [np.full((32, 32, 3), 100, np.uint8)])
 
 
-@pytest.mark.parametrize("name,limit", [("dupnet-tinier-yolo", 37_786), ("ifq-tinier-yolo", 246_682)])
+@pytest.mark.parametrize(
+    "name,limit",
+    [
+        ("dupnet-tinier-yolo", 37_786),
+        ("dupnet-tinier-yolo-out", 37_786),
+        ("dupnet-tinier-yolo-c5x4", 37_786),
+        ("ifq-tinier-yolo", 246_682),
+    ],
+)
 def test_preset_file_sizes(tmp_path: Path, name: str, limit: int) -> None:
     config = model_config(name, img_size=64)
     model = build_model(config)

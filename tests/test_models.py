@@ -12,12 +12,28 @@ from facedet.model_summary import summarize, totals
 from facedet.models import MODELS, build_model, model_config
 
 NAMES = ("tiny-yolo", "ifq-tinier-yolo", "dupnet-tinier-yolo")
+DUPNET_VARIANTS = ("dupnet-tinier-yolo-out", "dupnet-tinier-yolo-c5x4")
 IFQ_BUDGET_BYTES = 246_682  # 240.9 KiB (DupNet paper, docs/method.md §3)
 DUPNET_BUDGET_BYTES = 37_786  # 36.9 KiB
 
 
-def test_registry_holds_the_three_families() -> None:
-    assert sorted(MODELS) == sorted(NAMES)
+def test_registry_holds_the_three_families_and_the_dupnet_variants() -> None:
+    assert sorted(MODELS) == sorted(NAMES + DUPNET_VARIANTS)
+
+
+@pytest.mark.parametrize("name", DUPNET_VARIANTS)
+def test_dupnet_variants_fit_the_budget_and_name_themselves(name: str) -> None:
+    config = model_config(name)
+    assert config.name == name  # a checkpoint says which variant it holds
+    preset = totals(summarize(model_config("dupnet-tinier-yolo")))
+    variant = totals(summarize(config))
+    assert variant["stored_bytes"] <= DUPNET_BUDGET_BYTES
+    assert variant["macs"] < totals(summarize(model_config("ifq-tinier-yolo")))["macs"]
+    if name.endswith("-out"):
+        assert config.dup_axis == "out" and variant["stored_bytes"] == preset["stored_bytes"]
+    else:
+        assert [spec.dup_weight for spec in config.layers] == [1, 1, 1, 4, 4, 16, 16]
+        assert variant["stored_bytes"] == preset["stored_bytes"] + 2_304
 
 
 @pytest.mark.parametrize("name", NAMES)

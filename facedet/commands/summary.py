@@ -22,7 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "file", nargs="?", metavar="FILE", help="integer model (.fdet or a model name) or checkpoint (.pt)"
     )
-    parser.add_argument("--model", metavar="NAME", help="a preset: tiny-yolo, ifq-tinier-yolo, dupnet-tinier-yolo")
+    from facedet.models import MODELS  # torch-free: the presets are plain configs
+
+    parser.add_argument("--model", metavar="NAME", help="a preset: " + ", ".join(MODELS))
     parser.add_argument("--img-size", type=int, help="input size for map sizes and MACs (default: the model's)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 

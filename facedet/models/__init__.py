@@ -95,10 +95,32 @@ def dupnet_tinier_yolo_config(
     )
 
 
+# DupNet variants to compare on WIDER val within the same 36.9 KiB (docs/method.md §3). The preset
+# sums conv5-7's inputs down to 16 channels (input axis, factors 8/16); these keep more of them.
+def dupnet_out_axis_config(
+    img_size: int = DEFAULT_IMG_SIZE, anchors: tuple[tuple[float, float], ...] = DEFAULT_ANCHORS
+) -> ModelConfig:
+    """The preset's factors tiled along output channels: every filter sees all its inputs, and
+    each stored filter serves d outputs (same stored bytes)."""
+    config = dupnet_tinier_yolo_config(img_size, anchors, dup_axis="out")
+    return config.with_(name="dupnet-tinier-yolo-out")
+
+
+def dupnet_conv5x4_config(
+    img_size: int = DEFAULT_IMG_SIZE, anchors: tuple[tuple[float, float], ...] = DEFAULT_ANCHORS
+) -> ModelConfig:
+    """Factor 4 on conv4 and conv5 (preset: 2 and 8), so conv5 keeps 32 summed input channels;
+    2,304 stored bytes more than the preset."""
+    config = dupnet_tinier_yolo_config(img_size, anchors, dup_weight=(1, 1, 1, 4, 4, 16, 16))
+    return config.with_(name="dupnet-tinier-yolo-c5x4")
+
+
 MODELS: dict[str, Callable[..., ModelConfig]] = {
     "tiny-yolo": tiny_yolo_config,
     "ifq-tinier-yolo": ifq_tinier_yolo_config,
     "dupnet-tinier-yolo": dupnet_tinier_yolo_config,
+    "dupnet-tinier-yolo-out": dupnet_out_axis_config,
+    "dupnet-tinier-yolo-c5x4": dupnet_conv5x4_config,
 }
 
 

@@ -115,12 +115,17 @@ class ActQuant(nn.Module):
         self.bits = bits
         self.levels = 2**bits - 1
         self.step = float(step)
+        # Relaxed (a training stage, facedet.models.precision): the clipped value clamp(x / step,
+        # 0, levels) without rounding; the same gradient as the quantizer.
+        self.relaxed = False
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.relaxed:
+            return torch.clamp(x / self.step, 0.0, float(self.levels))
         return _CodesSTE.apply(x / self.step, self.levels)
 
     def extra_repr(self) -> str:
-        return f"bits={self.bits}, step={self.step:.4f}"
+        return f"bits={self.bits}, step={self.step:.4f}" + (", relaxed" if self.relaxed else "")
 
 
 class QuantConv2d(nn.Module):
@@ -174,9 +179,17 @@ class QuantConv2d(nn.Module):
         self.weight = nn.Parameter(torch.empty(stored_out, stored_in, kernel, kernel))
         nn.init.kaiming_uniform_(self.weight, a=5**0.5)
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        # Training stages (facedet.models.precision): float_weight uses the latent weights as they
+        # are (scale 1); relaxed_input means the inputs are not integer codes, so eval mode must
+        # not round the accumulator.
+        self.float_weight = False
+        self.relaxed_input = False
 
     def stored_integer_weight(self) -> tuple[Tensor, Tensor]:
-        """Integer weights of the stored (reduced) kernel and their per-stored-filter scale."""
+        """Integer weights of the stored (reduced) kernel and their per-stored-filter scale
+        (the latent float weights and scale 1 in the float training stage)."""
+        if self.float_weight:
+            return self.weight, torch.ones(self.weight.shape[0], dtype=self.weight.dtype, device=self.weight.device)
         if self.weight_kind == "binary":
             return binary_weight(self.weight)
         return int8_weight(self.weight)
@@ -201,7 +214,7 @@ class QuantConv2d(nn.Module):
         """(acc, multiplier): acc (N, out, H, W) integer-valued; the real output is acc * multiplier."""
         w_int, scale = self.effective_integer_weight()
         acc = F.conv2d(x_int, w_int, padding=self.kernel // 2)
-        if not self.training:
+        if not self.training and not (self.float_weight or self.relaxed_input):
             # The true accumulator is an integer below 2^24; rounding removes any error a fast
             # convolution algorithm may add, so eval mode is exact.
             acc = torch.round(acc)
@@ -215,7 +228,8 @@ class QuantConv2d(nn.Module):
         return out
 
     def extra_repr(self) -> str:
+        kind = "float (training stage)" if self.float_weight else self.weight_kind
         return (
-            f"{self.in_channels}x{self.dup_input}->{self.out_channels}, k={self.kernel}, {self.weight_kind}, "
+            f"{self.in_channels}x{self.dup_input}->{self.out_channels}, k={self.kernel}, {kind}, "
             f"dup_weight={self.dup_weight}({self.dup_axis}), stored={tuple(self.weight.shape)}"
         )

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from facedet.config import PRECISIONS
+
 VAL_METRICS = ("ap50", "ap50_ge16", "ap50_ge48")  # WIDER-val AP50: all faces, faces >= 16 px, >= 48 px
 SAMPLING = ("scale", "letterbox")
 ANCHORS = ("auto", "preset")
@@ -60,6 +62,7 @@ class TrainConfig:
     channels_last: bool = False  # NHWC weights and batches (oneDNN's faster layout on CPU)
     bf16: bool = False  # bfloat16 autocast of the forward (AMX/AVX-512 bf16; the loss stays float32)
     progressive: float = 0.0  # ancillary float convs fade out over this fraction of the run (0 = off)
+    precision: str = "full"  # training stage of a quantized model (facedet.models.precision)
     # ---- distillation (facedet.data.teacher): faces only the teacher found become soft positives
     teacher: str | None = None  # a peer name (retinaface-mnet); None = no teacher
     distill_weight: float = 0.5  # loss weight of a teacher-only face
@@ -73,6 +76,7 @@ class TrainConfig:
             ("anchors", ANCHORS),
             ("device", DEVICES),
             ("select_metric", VAL_METRICS),
+            ("precision", PRECISIONS),
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")

@@ -33,6 +33,7 @@ from facedet.data.dataset import FaceDataset
 from facedet.ema import ModelEMA
 from facedet.loss import RegionLossConfig
 from facedet.models import build_model, model_config
+from facedet.models.precision import set_precision
 from facedet.training.checkpointing import Checkpointer, RunState, init_from, restore, resume_checkpoint
 from facedet.training.config import TrainConfig
 from facedet.training.data import build_datasets, fit_anchors
@@ -63,6 +64,10 @@ def _build_trainee(cfg: TrainConfig, ctx: Dist, train_set: FaceDataset, total_st
     model = build_model(config).to(ctx.device)
     if cfg.init and checkpoint is None:
         init_from(model, cfg.init)
+    if cfg.precision != "full":
+        if not config.quantized:
+            raise ValueError(f"--precision {cfg.precision} needs a quantized model; {config.name} is float")
+        set_precision(model, cfg.precision)  # before the EMA copy, which inherits the stage
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)  # in place: parameters keep their identity
     ancillary = None
