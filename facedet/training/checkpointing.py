@@ -144,10 +144,40 @@ def restore(
     return state
 
 
+def retile_input_channels(source: torch.Tensor, shape: torch.Size) -> torch.Tensor | None:
+    """A stored kernel (out, s, k, k) re-cut to (out, t, k, k) for another input-axis duplication
+    factor, or None when the shapes differ otherwise.
+
+    Input channel j of the full kernel reads stored channel ``j mod s``. When t is a multiple of s
+    the re-cut kernel repeats the source and computes exactly the same function (a smaller
+    factor starts where the trained larger one ended); when s is a multiple of t each new channel
+    is the mean of the source channels it merges (an approximation).
+    """
+    s, t = source.shape[1], shape[1]
+    if source.dim() != 4 or source.shape[0] != shape[0] or source.shape[2:] != shape[2:] or s == t:
+        return None
+    if t % s == 0:
+        return source.repeat(1, t // s, 1, 1)
+    if s % t == 0:
+        return source.view(source.shape[0], s // t, t, *source.shape[2:]).mean(dim=1)
+    return None
+
+
 def init_from(model: torch.nn.Module, path: str) -> None:
-    """Copy the tensors of a checkpoint's ``model`` whose names and shapes fit (``--init``)."""
+    """Copy the tensors of a checkpoint's ``model`` whose names and shapes fit (``--init``); a
+    kernel whose stored input channels differ by a duplication factor is re-cut to fit
+    (``retile_input_channels``: a DupNet variant starts from the preset's trained weights)."""
     source = load_checkpoint(path)["model"]
     own = model.state_dict()
     fits = {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
-    model.load_state_dict(fits, strict=False)
-    log.info("--init %s: %d of %d tensors loaded", path, len(fits), len(own))
+    retiled = {}
+    for name, value in source.items():
+        if name in own and name not in fits and name.endswith("conv.weight"):
+            recut = retile_input_channels(value, own[name].shape)
+            if recut is not None:
+                retiled[name] = recut
+    model.load_state_dict({**fits, **retiled}, strict=False)
+    log.info(
+        "--init %s: %d of %d tensors loaded, %d re-cut to another duplication factor (%s)",
+        path, len(fits) + len(retiled), len(own), len(retiled), ", ".join(retiled) or "none",
+    )  # fmt: skip
