@@ -55,3 +55,19 @@ def test_the_c5x4_variant_takes_every_tensor(tmp_path: Path) -> None:
         else:
             assert torch.equal(value, source[name]), name
     torch.testing.assert_close(own["blocks.4.conv.weight"][:, :16], source["blocks.4.conv.weight"])
+
+
+def test_duplicated_input_maps_are_not_recut(tmp_path: Path) -> None:
+    # DupNet's first layer sees its input 4 times: repeating IFQ's kernel there would quadruple
+    # the layer's output, so that kernel starts afresh; conv5 (input-axis duplication) is re-cut.
+    torch.manual_seed(0)
+    config = model_config("ifq-tinier-yolo", img_size=64)
+    ifq = build_model(config)
+    path = save_checkpoint(tmp_path / "ifq.pt", {"model_config": config.to_dict(), "model": ifq.state_dict()})
+    dupnet = build_model(model_config("dupnet-tinier-yolo", img_size=64))
+    fresh_first = dupnet.state_dict()["blocks.0.conv.weight"].clone()
+    init_from(dupnet, str(path))
+    own = dupnet.state_dict()
+    assert torch.equal(own["blocks.0.conv.weight"], fresh_first)
+    source = ifq.state_dict()["blocks.4.conv.weight"]  # (256, 128, 3, 3) -> (256, 16, 3, 3): groups of 8 averaged
+    torch.testing.assert_close(own["blocks.4.conv.weight"], source.view(256, 8, 16, 3, 3).mean(dim=1))

@@ -20,6 +20,7 @@ import torch
 from facedet.config import ModelConfig
 from facedet.ema import ModelEMA
 from facedet.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from facedet.models.quant import QuantConv2d
 from facedet.training.config import TrainConfig
 from facedet.training.progressive import Ancillary
 
@@ -148,7 +149,8 @@ def retile_input_channels(source: torch.Tensor, shape: torch.Size) -> torch.Tens
     """A stored kernel (out, s, k, k) re-cut to (out, t, k, k) for another input-axis duplication
     factor, or None when the shapes differ otherwise.
 
-    Input channel j of the full kernel reads stored channel ``j mod s``. When t is a multiple of s
+    Input channel j of the full kernel reads stored channel ``j mod s`` (input-axis weight
+    duplication; ``init_from`` re-cuts only such kernels). When t is a multiple of s
     the re-cut kernel repeats the source and computes exactly the same function (a smaller
     factor starts where the trained larger one ended); when s is a multiple of t each new channel
     is the mean of the source channels it merges (an approximation).
@@ -163,16 +165,37 @@ def retile_input_channels(source: torch.Tensor, shape: torch.Size) -> torch.Tens
     return None
 
 
+def _weight_duplicated_on_input(model: torch.nn.Module, checkpoint: dict[str, Any], name: str) -> bool:
+    """Whether ``name`` is a block's kernel that, in the model and in the checkpoint alike, takes
+    its input once (no duplicated input maps) and tiles any duplication along the input axis: the
+    only case in which a re-cut kernel keeps its meaning."""
+    parts = name.split(".")  # blocks.<i>.conv.weight
+    if len(parts) != 4 or parts[0] != "blocks" or parts[2:] != ["conv", "weight"] or not parts[1].isdigit():
+        return False
+    target = model.get_submodule(f"blocks.{parts[1]}.conv")
+    source_config = ModelConfig.from_dict(checkpoint["model_config"])
+    index = int(parts[1])
+    return (
+        isinstance(target, QuantConv2d)
+        and target.dup_input == 1
+        and target.dup_axis == "in"
+        and index < len(source_config.layers)
+        and source_config.layers[index].dup_input == 1
+        and source_config.dup_axis == "in"
+    )
+
+
 def init_from(model: torch.nn.Module, path: str) -> None:
     """Copy the tensors of a checkpoint's ``model`` whose names and shapes fit (``--init``); a
     kernel whose stored input channels differ by a duplication factor is re-cut to fit
     (``retile_input_channels``: a DupNet variant starts from the preset's trained weights)."""
-    source = load_checkpoint(path)["model"]
+    checkpoint = load_checkpoint(path)
+    source = checkpoint["model"]
     own = model.state_dict()
     fits = {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
     retiled = {}
     for name, value in source.items():
-        if name in own and name not in fits and name.endswith("conv.weight"):
+        if name in own and name not in fits and _weight_duplicated_on_input(model, checkpoint, name):
             recut = retile_input_channels(value, own[name].shape)
             if recut is not None:
                 retiled[name] = recut
