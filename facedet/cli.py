@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "train": "train a detector on WIDER Face",
     "summary": "per-layer parameters, stored bytes and MACs of a model, checkpoint or integer file",
     "eval": "score detectors on FDDB (official protocol) and write a report",
+    "curves": "plot and tabulate training runs' per-epoch WIDER-val AP50 and loss",
     "export": "fold a trained checkpoint into an integer model file, or an integer model into ONNX",
     "detect": "detect faces in images (integer engine by default)",
     "bench": "time float, fake-quant and integer models and a peer on the same frames",

@@ -4,14 +4,16 @@ The averaged copy is what gets validated, selected and exported: it is smoother 
 weights at the end of a noisy CPU-sized schedule. For binary-weight models the average is taken
 over the latent float weights, which is what the sign of the exported weights is read from.
 
-Decay ramps up as ``decay * (1 - exp(-updates / ramp))`` so that the first updates, while the
-model is still far from the average's start, do not freeze it.
+Decay warms up as ``min(decay, 1 - (1 + updates) ** -power)`` (timm's ``ModelEmaV3`` warm-up,
+power 3/4: a ~60-step average after one 239-step epoch, ~580 steps after 4,780), so that the
+first updates, while the model is still far from the average's start, do not freeze it. (The
+earlier ramp, ``decay * (1 - exp(-updates / 2000))``, was still 0.91 after 4,780 steps: an
+average over ~11 steps, which is hardly an average at the length of our runs.)
 """
 
 from __future__ import annotations
 
 import copy
-import math
 
 import torch
 from torch import nn
@@ -22,23 +24,25 @@ class ModelEMA:
 
     Args:
         model: the model being trained (unwrapped, not DDP).
-        decay: asymptotic decay per update (0.9998 ~ an average over the last ~5,000 steps).
-        ramp: updates over which the decay ramps up (steps).
+        decay: the largest decay per update (0.9998: an average over at most ~5,000 steps).
+        power: warm-up exponent; the decay after n updates is at most 1 - (1 + n) ** -power.
         updates: updates already made (when resuming).
     """
 
-    def __init__(self, model: nn.Module, decay: float = 0.9998, ramp: float = 2000.0, updates: int = 0) -> None:
+    def __init__(self, model: nn.Module, decay: float = 0.9998, power: float = 0.75, updates: int = 0) -> None:
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"EMA decay must be in [0, 1), got {decay}")
+        if power <= 0.0:
+            raise ValueError(f"EMA warm-up power must be > 0, got {power}")
         self.module = copy.deepcopy(model).eval()
         for p in self.module.parameters():
             p.requires_grad_(False)
         self.decay = decay
-        self.ramp = ramp
+        self.power = power
         self.updates = updates
 
     def current_decay(self) -> float:
-        return self.decay * (1.0 - math.exp(-self.updates / self.ramp))
+        return min(self.decay, 1.0 - float((1.0 + self.updates) ** -self.power))
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:

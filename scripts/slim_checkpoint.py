@@ -18,8 +18,9 @@ def main() -> None:
     parser.add_argument(
         "--deploy-img-size", type=int, help="input size to deploy at (stored; export and detect default to it)"
     )
+    parser.add_argument("--raw", action="store_true", help="the trained weights, not their moving average")
     args = parser.parse_args()
-    path = slim_checkpoint(args.src, args.dst, half=args.half, deploy_img_size=args.deploy_img_size)
+    path = slim_checkpoint(args.src, args.dst, half=args.half, deploy_img_size=args.deploy_img_size, raw=args.raw)
     print(f"wrote {path} ({path.stat().st_size:,} bytes)")
 
 

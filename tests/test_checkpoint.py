@@ -42,6 +42,22 @@ def test_slim_half_checkpoint_rebuilds_the_model(tmp_path: Path, name: str) -> N
     assert torch.allclose(expected, got, atol=0.05 * float(expected.abs().max()) + 1e-3)
 
 
+def test_slim_raw_takes_the_trained_weights_not_their_average(tmp_path: Path) -> None:
+    path, model = _write(tmp_path, "dupnet-tinier-yolo")
+    with pytest.raises(CheckpointError, match="no raw weights"):
+        slim_checkpoint(path, tmp_path / "raw.pt", raw=True)
+    data = torch.load(path, weights_only=True)
+    data["train_model"] = {
+        name: value + 1 if value.is_floating_point() else value for name, value in data["model"].items()
+    }
+    torch.save(data, path)
+    raw, averaged = slim_checkpoint(path, tmp_path / "raw.pt", raw=True), slim_checkpoint(path, tmp_path / "ema.pt")
+    raw_state, ema_state = load_model(raw)[0].state_dict(), load_model(averaged)[0].state_dict()
+    name = next(n for n, v in raw_state.items() if v.is_floating_point())
+    assert torch.equal(raw_state[name], ema_state[name] + 1)
+    assert load_model(raw)[2]["slim"]["weights"] == "raw"
+
+
 def test_foreign_and_missing_files_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         load_model(tmp_path / "absent.pt")

@@ -51,7 +51,7 @@ HELP = {
     "face_max": "largest drawn face height, px",
     "deploy_size": "input size stored in the model config: validation, export, detect",
     "multi_anchor_iou": "extra positive anchors at this shape IoU; <0 = best anchor only",
-    "ema_decay": "weight EMA decay, 0 = off",
+    "ema_decay": "largest weight-EMA decay per step (warmed up as 1 - (1 + step)^-0.75), 0 = off",
     "select_metric": "WIDER-val metric that picks best.pt",
     "compile": "torch.compile the model (quantized models: about 2x the images/s after a warm-up)",
     "channels_last": "NHWC memory layout (measured 1.1-1.3x on CPU)",

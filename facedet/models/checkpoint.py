@@ -145,20 +145,26 @@ def load_model(path: str | Path) -> tuple[torch.nn.Module, ModelConfig, dict[str
     return model, config, data
 
 
-def slim_checkpoint(src: str | Path, dst: str | Path, half: bool = False, deploy_img_size: int | None = None) -> Path:
+def slim_checkpoint(
+    src: str | Path, dst: str | Path, half: bool = False, deploy_img_size: int | None = None, raw: bool = False
+) -> Path:
     """Write a shippable copy of a checkpoint: model, config, metrics and the training record,
     without optimizer or RNG state; ``half`` stores float weights as float16 (they load back
     into the float32 model, which is how Tiny-YOLO's 63 MB fit the repository at half size);
-    ``deploy_img_size`` stores the input size that export and detect then use by default."""
+    ``deploy_img_size`` stores the input size that export and detect then use by default;
+    ``raw`` takes the trained weights instead of their moving average (to measure what the
+    average is worth)."""
     data = load_checkpoint(src)
+    if raw and "train_model" not in data:
+        raise CheckpointError(f"{src}: no raw weights (train_model): it was trained without an EMA or slimmed")
+    weights = data["train_model"] if raw else data["model"]
     state = {
-        name: (tensor.half() if half and tensor.is_floating_point() else tensor)
-        for name, tensor in data["model"].items()
+        name: (tensor.half() if half and tensor.is_floating_point() else tensor) for name, tensor in weights.items()
     }
     keep = ("model_config", "train_config", "epoch", "step", "metrics", "best_metric", DEPLOY_IMG_SIZE_KEY)
     payload = {key: data[key] for key in keep if key in data}
     payload["model"] = state
-    payload["slim"] = {"source": Path(src).name, "float16": half}
+    payload["slim"] = {"source": Path(src).name, "float16": half, "weights": "raw" if raw else "model"}
     if deploy_img_size is not None:  # validated here: a multiple of the stride
         config = ModelConfig.from_dict(data["model_config"]).with_(img_size=deploy_img_size)
         payload[DEPLOY_IMG_SIZE_KEY] = config.img_size
