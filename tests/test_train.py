@@ -220,6 +220,7 @@ def test_train_flags_are_the_config_fields() -> None:
         ({"face_min": 50.0, "face_max": 20.0}, "face_min <= face_max"),
         ({"max_images": 8, "batch_size": 32}, "fewer than one batch of 32; use --batch-size 8"),
         ({"ema_decay": 1.0}, "ema_decay"),
+        ({"gray": 1.5}, "gray must be a probability"),
         ({"select_metric": "ap75"}, "select_metric must be one of"),
     ],
 )

@@ -129,3 +129,22 @@ def test_eval_policy_is_deterministic_and_equals_letterbox(height: int, width: i
 def test_unknown_policy_raises() -> None:
     with pytest.raises(ValueError, match="unknown augmentation policy 'mosaic'"):
         build_transforms("mosaic", 64)
+
+
+@pytest.mark.parametrize("policy", ["train", "scale"])
+def test_gray_probability_one_gives_equal_channels_and_zero_changes_nothing(policy: str) -> None:
+    image, boxes, ignore = _scene(), np.array([FACE], np.float32), np.array([0])
+    gray = build_transforms(policy, SIZE, gray=1.0)
+    np.random.seed(5)
+    gray.set_random_seed(5)
+    out = gray(image=image, bboxes=boxes, ignore=ignore)["image"]
+    assert out.shape == (SIZE, SIZE, 3) and out.std() > 0
+    np.testing.assert_array_equal(out[..., 0], out[..., 1])
+    np.testing.assert_array_equal(out[..., 1], out[..., 2])
+    # gray=0 builds the colour-only pipeline of earlier runs: the same draws, the same output.
+    outs = []
+    for transform in (build_transforms(policy, SIZE), build_transforms(policy, SIZE, gray=0.0)):
+        np.random.seed(7)
+        transform.set_random_seed(7)
+        outs.append(transform(image=image, bboxes=boxes, ignore=ignore)["image"])
+    np.testing.assert_array_equal(outs[0], outs[1])

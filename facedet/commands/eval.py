@@ -2,7 +2,7 @@
 
     facedet eval fddb --fddb-root DIR --out DIR [--detections FILE[:LABEL] ...] [--ellipses]
                       [--model PATH[:LABEL] ...] [--peer NAME ...] [--img-size N] [--max-images N]
-    facedet eval wider --data-root DIR (--model PATH | --peer NAME) [--img-size N] [--max-images N]
+    facedet eval wider --data-root DIR (--model PATH | --peer NAME) [--img-size N] [--max-images N] [--gray]
 
 Per model, ``--out/<label>/`` gets ``DiscROC.txt``, ``ContROC.txt`` (official layout),
 ``detections.txt`` (official format) and ``run.json`` (time per image, size, MACs); ``--out`` gets
@@ -86,6 +86,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_engine_arguments(wider, threads=False)
     wider.add_argument(
         "--min-face", type=float, default=0.0, help="faces smaller than this (pixels, either side) are ignore regions"
+    )
+    wider.add_argument(
+        "--gray",
+        action="store_true",
+        help="score on grayscale copies of the images (luma in all three channels): robustness to "
+        "black-and-white photos and IR cameras",
     )
     wider.add_argument("--out", type=Path, default=None, help="write the metrics as JSON here")
 
@@ -309,9 +315,11 @@ def _run_wider(args: argparse.Namespace) -> int:
         bgr = cv2.imread(str(sample.path), cv2.IMREAD_COLOR)
         if bgr is None:
             raise FileNotFoundError(f"cannot read {sample.path}")
+        if args.gray:
+            bgr = cv2.cvtColor(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
         gts.append((np.asarray(sample.boxes, np.float64), np.asarray(sample.invalid, bool)))
         dets.append(detector.detect(np.asarray(bgr, np.uint8)))
-    metrics = wider_ap(gts, dets, min_size=args.min_face)
+    metrics = wider_ap(gts, dets, min_size=args.min_face) | ({"gray": True} if args.gray else {})
     print(json.dumps(metrics, indent=2))
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)

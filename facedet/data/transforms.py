@@ -48,8 +48,15 @@ def _colour_jitter() -> A.ColorJitter:
     return A.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.5, hue=0.03, p=0.8)
 
 
+def _photometric(gray: float) -> list[A.BasicTransform]:
+    # Colour jitter, then (with probability ``gray``) the BT.601 luma in all three channels: a
+    # detector that has only seen colour leans on skin hue and loses faces in grayscale photos
+    # and IR cameras. No ToGray at 0, so older runs draw the same random stream.
+    return [_colour_jitter()] + ([A.ToGray(num_output_channels=3, p=gray)] if gray > 0 else [])
+
+
 def build_transforms(
-    policy: str, size: int, min_height: float = 16.0, max_height: float = 320.0
+    policy: str, size: int, min_height: float = 16.0, max_height: float = 320.0, gray: float = 0.0
 ) -> A.Compose | ScaleAwareCrop:
     """The named augmentation pipeline producing ``size`` x ``size`` letterboxed images.
 
@@ -68,6 +75,8 @@ def build_transforms(
             box height is drawn log-uniformly in [``min_height``, ``max_height``] pixels, then
             flip and colour jitter. The policy that matches the deployment input's face sizes.
 
+        Both training policies turn the image gray with probability ``gray`` after the jitter.
+
     Raises:
         ValueError: unknown policy.
     """
@@ -84,11 +93,11 @@ def build_transforms(
                 ),
                 A.AtLeastOneBBoxRandomCrop(height=size, width=size),
                 A.HorizontalFlip(p=0.5),
-                _colour_jitter(),
+                *_photometric(gray),
                 *_letterbox(size),
             ],
             bbox_params=_bbox_params(0.35),
         )
     if policy == "scale":
-        return ScaleAwareCrop(size, min_height, max_height, photometric=A.Compose([_colour_jitter()]))
+        return ScaleAwareCrop(size, min_height, max_height, photometric=A.Compose(_photometric(gray)))
     raise ValueError(f"unknown augmentation policy {policy!r}; choose one of {POLICIES}")

@@ -54,6 +54,7 @@ class TrainConfig:
     sampling: str = "scale"  # "scale": face-centred crops (facedet.data.scale_sampling); "letterbox": whole images
     face_min: float = 16.0  # drawn face heights, network pixels (log-uniform)
     face_max: float = 320.0
+    gray: float = 0.1  # probability of a grayscale training image (0 = colour only, the runs before 2026-12-02)
     deploy_size: int | None = 416  # the model config's input size (validation, export); None = img_size
     multi_anchor_iou: float | None = 0.35  # extra positive anchors (RegionLossConfig.multi_anchor_iou)
     ema_decay: float = 0.9998  # 0 = no weight averaging
@@ -97,5 +98,7 @@ class TrainConfig:
             raise ValueError(f"distill_weight must be >= 0, got {self.distill_weight}")
         if not 0.0 <= self.progressive <= 1.0:
             raise ValueError(f"progressive must be a fraction of the run in [0, 1], got {self.progressive}")
+        if not 0.0 <= self.gray <= 1.0:
+            raise ValueError(f"gray must be a probability in [0, 1], got {self.gray}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")

@@ -62,7 +62,7 @@ def build_datasets(cfg: TrainConfig, ctx: Dist) -> tuple[FaceDataset, FaceDatase
     train_samples, train_cache = load_split(cfg, "train", cfg.max_images, ctx)
     val = load_split(cfg, "val", cfg.max_val_images, ctx, collective=False) if ctx.main else None
     policy = "scale" if cfg.sampling == "scale" else "train"
-    transform = build_transforms(policy, cfg.img_size, cfg.face_min, cfg.face_max)
+    transform = build_transforms(policy, cfg.img_size, cfg.face_min, cfg.face_max, cfg.gray)
     teacher = _teacher_boxes(cfg, train_cache, ctx) if cfg.teacher else None
     train_set = FaceDataset(train_samples, train_cache, transform, cfg.min_face, teacher, cfg.distill_weight)
     if val is None:
