@@ -30,7 +30,8 @@ def inside(box: tuple[float, float, float, float], face: tuple[int, int, int, in
 def test_detector_by_name_finds_both_faces(name: str) -> None:
     detector = facedet.Detector(name)
     faces = detector.detect(FACES)
-    assert detector.name == name and detector.img_size == 416
+    # The file shipped under a family's name may hold a registered variant (the c5x4 DupNet).
+    assert detector.name in (name, f"{name}-c5x4") and detector.img_size == 416
     assert len(faces) >= 2 and all(0.5 <= f.score <= 1 for f in faces)
     assert all(any(inside(f.box, face) for f in faces) for face in FACE_BOXES)  # a box on each face
     # A BGR array gives the same faces as the path.
