@@ -165,7 +165,7 @@ def retile_input_channels(source: torch.Tensor, shape: torch.Size) -> torch.Tens
     return None
 
 
-def _weight_duplicated_on_input(model: torch.nn.Module, checkpoint: dict[str, Any], name: str) -> bool:
+def _weight_duplicated_on_input(model: torch.nn.Module, source_config: ModelConfig, name: str) -> bool:
     """Whether ``name`` is a block's kernel that, in the model and in the checkpoint alike, takes
     its input once (no duplicated input maps) and tiles any duplication along the input axis: the
     only case in which a re-cut kernel keeps its meaning."""
@@ -173,7 +173,6 @@ def _weight_duplicated_on_input(model: torch.nn.Module, checkpoint: dict[str, An
     if len(parts) != 4 or parts[0] != "blocks" or parts[2:] != ["conv", "weight"] or not parts[1].isdigit():
         return False
     target = model.get_submodule(f"blocks.{parts[1]}.conv")
-    source_config = ModelConfig.from_dict(checkpoint["model_config"])
     index = int(parts[1])
     return (
         isinstance(target, QuantConv2d)
@@ -194,8 +193,9 @@ def init_from(model: torch.nn.Module, path: str) -> None:
     own = model.state_dict()
     fits = {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
     retiled = {}
+    source_config = ModelConfig.from_dict(checkpoint["model_config"])  # parsed once, not per kernel
     for name, value in source.items():
-        if name in own and name not in fits and _weight_duplicated_on_input(model, checkpoint, name):
+        if name in own and name not in fits and _weight_duplicated_on_input(model, source_config, name):
             recut = retile_input_channels(value, own[name].shape)
             if recut is not None:
                 retiled[name] = recut
