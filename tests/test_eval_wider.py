@@ -17,6 +17,8 @@ from facedet.detections import Detections
 class _Recorder:
     """A detector that finds nothing and keeps what it was shown."""
 
+    name = "recorder"
+
     def __init__(self) -> None:
         self.images: list[np.ndarray] = []
 
@@ -43,3 +45,45 @@ def test_wider_eval_feeds_colour_or_gray_images(
     assert all(same) if gray else not any(same)
     metrics = json.loads(out.read_text())
     assert metrics.get("gray", False) is gray and metrics["images"] == 4
+
+
+class _Oracle:
+    """A detector that returns each val image's annotated faces, in the order the images come."""
+
+    name = "oracle"
+
+    def __init__(self, wider_root: Path) -> None:
+        from facedet.data.wider import load_wider
+
+        samples, _ = load_wider(wider_root, "val")
+        self.answers = [Detections(s.boxes.astype(np.float32), np.ones(len(s.boxes), np.float32)) for s in samples]
+
+    def detect(self, image: np.ndarray) -> Detections:
+        return self.answers.pop(0)
+
+
+def test_versus_compares_two_models_on_the_same_images(
+    wider_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fake_load(path: Path, *_: Any) -> Any:
+        return _Oracle(wider_root) if path.name == "good.fdet" else _Recorder()
+
+    monkeypatch.setattr(eval_command, "_load_model", fake_load)
+    out = tmp_path / "versus.json"
+    argv = ["eval", "wider", "--data-root", str(wider_root), "--model", "good.fdet", "--versus", "blind.fdet"]
+    assert main(argv + ["--bootstrap", "50", "--out", str(out)]) == 0
+    metrics = json.loads(out.read_text())
+    assert metrics["AP50"] == pytest.approx(1.0) and metrics["versus"]["AP50"] == 0.0
+    comparison = metrics["versus"]["comparison"]
+    assert comparison["difference"] == pytest.approx(1.0) and comparison["resamples"] == 50
+    assert comparison["ci95_low"] > 0 and comparison["significant"] is True
+
+
+def test_bootstrap_gives_one_models_interval(wider_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(eval_command, "_load_model", lambda *_: _Oracle(wider_root))
+    out = tmp_path / "one.json"
+    argv = ["eval", "wider", "--data-root", str(wider_root), "--model", "good.fdet", "--bootstrap", "40"]
+    assert main(argv + ["--out", str(out)]) == 0
+    metrics = json.loads(out.read_text())
+    low, high = metrics["AP50_ci95"]
+    assert low <= metrics["AP50"] <= high and "versus" not in metrics

@@ -2,7 +2,7 @@
 
     facedet eval fddb --fddb-root DIR --out DIR [--detections FILE[:LABEL] ...] [--ellipses]
                       [--model PATH[:LABEL] ...] [--peer NAME ...] [--img-size N] [--max-images N]
-    facedet eval wider --data-root DIR (--model PATH | --peer NAME) [--img-size N] [--max-images N] [--gray]
+    facedet eval wider --data-root DIR (--model PATH | --peer NAME) [--versus PATH] [--min-face PX] [--gray]
 
 Per model, ``--out/<label>/`` gets ``DiscROC.txt``, ``ContROC.txt`` (official layout),
 ``detections.txt`` (official format) and ``run.json`` (time per image, size, MACs); ``--out`` gets
@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from facedet.commands import eval_wider
 from facedet.commands.common import UsageError, check_img_size, existing_dir, positive_int, score
 from facedet.commands.engine_args import add_engine_arguments, apply_engine_arguments
 
@@ -73,27 +74,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fddb.add_argument("--samples", type=positive_int, default=4, help="FDDB images shown in the report figure")
     fddb.add_argument("--no-report", action="store_true", help="write ROCs and metrics.json only")
 
-    wider = sub.add_parser("wider", help="WIDER val AP50 and AP50:95 (pycocotools)")
-    wider.add_argument(
-        "--data-root", type=Path, default=Path("data"), help="WIDER root (WIDER_val/, wider_face_split/); default data"
-    )
-    which = wider.add_mutually_exclusive_group(required=True)
-    which.add_argument("--model", metavar="PATH", help="a .fdet integer model or .pt checkpoint")
-    which.add_argument("--peer", metavar="NAME", help="a peer detector instead, e.g. haar")
-    wider.add_argument("--img-size", type=int, default=None, help="network input size in pixels (model default)")
-    wider.add_argument("--max-images", type=positive_int, default=None, help="score only the first N images")
-    wider.add_argument("--min-score", type=score, default=0.01, help="lowest detection score kept")
+    wider = sub.add_parser("wider", help="WIDER val AP50 and AP50:95 (pycocotools), one model or two compared")
+    eval_wider.add_arguments(wider)
     add_engine_arguments(wider, threads=False)
-    wider.add_argument(
-        "--min-face", type=float, default=0.0, help="faces smaller than this (pixels, either side) are ignore regions"
-    )
-    wider.add_argument(
-        "--gray",
-        action="store_true",
-        help="score on grayscale copies of the images (luma in all three channels): robustness to "
-        "black-and-white photos and IR cameras",
-    )
-    wider.add_argument("--out", type=Path, default=None, help="write the metrics as JSON here")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -103,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         raise UsageError(problem)
     if args.target == "wider":
-        return _run_wider(args)
+        return eval_wider.run_wider(args, _load_model)
     return _run_fddb(args)
 
 
@@ -288,40 +271,3 @@ def _write_results(args: argparse.Namespace, fddb: FDDBSet, runs: list[dict[str,
         md, html = write_report(args.out, entries, fddb, num_samples=args.samples)
         print(f"wrote {md} and {html}")
     print(f"wrote {args.out / 'metrics.json'}")
-
-
-def _run_wider(args: argparse.Namespace) -> int:
-    import cv2
-    import numpy as np
-    from tqdm import tqdm
-
-    from facedet.data.wider import load_wider
-    from facedet.evaluation.wider_ap import wider_ap
-
-    existing_dir(args.data_root, "--data-root")
-    if args.peer is not None:
-        from facedet.peers import load_peer
-
-        detector = load_peer(args.peer)
-    else:
-        detector = _load_model(Path(args.model), args.img_size, args.min_score)
-    samples, missing = load_wider(args.data_root, "val", allow_missing=True)
-    if missing:
-        print(f"WIDER val: {len(missing)} listed images missing, skipped")
-    if args.max_images is not None:
-        samples = samples[: args.max_images]
-    gts, dets = [], []
-    for sample in tqdm(samples, desc="WIDER val", unit="img"):
-        bgr = cv2.imread(str(sample.path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise FileNotFoundError(f"cannot read {sample.path}")
-        if args.gray:
-            bgr = cv2.cvtColor(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
-        gts.append((np.asarray(sample.boxes, np.float64), np.asarray(sample.invalid, bool)))
-        dets.append(detector.detect(np.asarray(bgr, np.uint8)))
-    metrics = wider_ap(gts, dets, min_size=args.min_face) | ({"gray": True} if args.gray else {})
-    print(json.dumps(metrics, indent=2))
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(metrics, indent=2))
-    return 0

@@ -19,8 +19,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from facedet.detections import Detections
+from facedet.evaluation.bootstrap import ImageMatches
 
-__all__ = ["wider_ap"]
+__all__ = ["wider_ap", "wider_matches"]
 
 
 def wider_ap(
@@ -46,6 +47,56 @@ def wider_ap(
     Raises:
         ValueError: the two sequences differ in length or an array has the wrong shape.
     """
+    images, annotations, results, faces, ignored = _coco_inputs(ground_truth, detections, max_dets, min_size)
+    out = {"AP50": 0.0, "AP50:95": 0.0, "images": float(len(images)), "faces": float(faces), "ignored": float(ignored)}
+    if results and faces:
+        out["AP50"], out["AP50:95"] = _coco_ap(images, annotations, results, max_dets)
+    return out
+
+
+def wider_matches(
+    ground_truth: Sequence[tuple[NDArray[np.floating], NDArray[np.bool_]]],
+    detections: Sequence[Detections],
+    max_dets: int = 1000,
+    min_size: float = 0.0,
+) -> ImageMatches:
+    """Each detection's outcome at IoU 0.5 as pycocotools matched it (same arguments as ``wider_ap``):
+    what ``facedet.evaluation.bootstrap`` needs to recompute AP50 on resampled image sets."""
+    images, annotations, results, _, _ = _coco_inputs(ground_truth, detections, max_dets, min_size)
+    ev = _coco_evaluated(images, annotations, results, max_dets)
+    # evalImgs is ordered category x area range x image; the first len(images) are area "all".
+    per_image = ev.evalImgs[: len(images)]
+    image, score, matched, scored = [], [], [], []
+    faces = np.zeros(len(images), np.int64)
+    for index, entry in enumerate(per_image):
+        if entry is None:  # no face and no detection in this image
+            continue
+        kept = len(entry["dtScores"][:max_dets])
+        image.append(np.full(kept, index, np.int64))
+        score.append(np.asarray(entry["dtScores"][:kept], np.float64))
+        matched.append(np.asarray(entry["dtMatches"][0, :kept]) > 0)  # row 0: IoU threshold 0.5
+        scored.append(~np.asarray(entry["dtIgnore"][0, :kept], bool))
+        faces[index] = int(np.count_nonzero(~np.asarray(entry["gtIgnore"], bool)))
+    return ImageMatches(
+        image=_joined(image, np.int64),
+        score=_joined(score, np.float64),
+        true_positive=_joined(matched, np.bool_),
+        scored=_joined(scored, np.bool_),
+        faces=faces,
+    )
+
+
+def _joined(parts: list[NDArray[Any]], dtype: type[np.generic]) -> NDArray[Any]:
+    return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
+
+
+def _coco_inputs(
+    ground_truth: Sequence[tuple[NDArray[np.floating], NDArray[np.bool_]]],
+    detections: Sequence[Detections],
+    max_dets: int,
+    min_size: float,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], int, int]:
+    """(COCO images, annotations, results, scored faces, ignored faces) of one evaluation."""
     if len(ground_truth) != len(detections):
         raise ValueError(f"{len(ground_truth)} ground-truth images but {len(detections)} detection sets")
     images: list[dict[str, Any]] = []
@@ -86,16 +137,25 @@ def wider_ap(
                     "bbox": [float(box[0]), float(box[1]), float(box[2] - box[0]), float(box[3] - box[1])],
                 }
             )
-    out = {"AP50": 0.0, "AP50:95": 0.0, "images": float(len(images)), "faces": float(faces), "ignored": float(ignored)}
-    if results and faces:
-        out["AP50"], out["AP50:95"] = _coco_ap(images, annotations, results, max_dets)
-    return out
+    return images, annotations, results, faces, ignored
 
 
 def _coco_ap(
     images: list[dict[str, Any]], annotations: list[dict[str, Any]], results: list[dict[str, Any]], max_dets: int
 ) -> tuple[float, float]:
     """(AP50, AP50:95) by pycocotools from COCO-format images, ground truth and detections."""
+    ev = _coco_evaluated(images, annotations, results, max_dets)
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
+        ev.accumulate()
+        ev.summarize()
+    # stats[0] = AP@[.50:.95], stats[1] = AP@.50 (area "all", maxDets[2]); -1 means undefined.
+    return max(float(ev.stats[1]), 0.0), max(float(ev.stats[0]), 0.0)
+
+
+def _coco_evaluated(
+    images: list[dict[str, Any]], annotations: list[dict[str, Any]], results: list[dict[str, Any]], max_dets: int
+) -> Any:
+    """A ``COCOeval`` that has matched the detections to the faces (``evaluate()`` done)."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -103,11 +163,8 @@ def _coco_ap(
         gt = COCO()
         gt.dataset = {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "face"}]}
         gt.createIndex()
-        dt = gt.loadRes(results)
+        dt = gt.loadRes(results) if results else COCO()
         ev = COCOeval(gt, dt, iouType="bbox")
         ev.params.maxDets = [1, 100, max_dets]
         ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    # stats[0] = AP@[.50:.95], stats[1] = AP@.50 (area "all", maxDets[2]); -1 means undefined.
-    return max(float(ev.stats[1]), 0.0), max(float(ev.stats[0]), 0.0)
+    return ev

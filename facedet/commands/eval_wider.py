@@ -1,0 +1,168 @@
+"""``facedet eval wider``: COCO AP50 / AP50:95 on WIDER val, with a bootstrap interval or a paired
+comparison of two models on the same images.
+
+    facedet eval wider --data-root DIR --model A.fdet [--min-face 48] [--gray] [--bootstrap 1000]
+    facedet eval wider --data-root DIR --model A.fdet --versus B.fdet --min-face 48
+
+With ``--versus`` both models see the same images and the difference A - B gets a 95% interval
+from a paired bootstrap over the images (``facedet.evaluation.bootstrap``): a difference whose
+interval holds 0 is within what another draw of val images could reverse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from facedet.commands.common import UsageError, existing_dir, positive_int, score
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+    from facedet.data.wider import WiderSample
+    from facedet.detections import Detections, Detector
+
+ModelLoader = Callable[[Path, "int | None", float], "Detector"]
+GroundTruth = list[tuple["NDArray[np.float64]", "NDArray[np.bool_]"]]
+
+
+def add_arguments(wider: argparse.ArgumentParser) -> None:
+    """Flags of ``facedet eval wider`` (the engine flags are added by the caller)."""
+    wider.add_argument(
+        "--data-root", type=Path, default=Path("data"), help="WIDER root (WIDER_val/, wider_face_split/); default data"
+    )
+    which = wider.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model", metavar="PATH", help="a .fdet integer model or .pt checkpoint")
+    which.add_argument("--peer", metavar="NAME", help="a peer detector instead, e.g. haar")
+    wider.add_argument(
+        "--versus",
+        metavar="PATH",
+        default=None,
+        help="a second model file to compare with on the same images (paired bootstrap of the AP50 difference)",
+    )
+    wider.add_argument(
+        "--bootstrap",
+        type=int,
+        default=None,
+        metavar="N",
+        help="image resamples for the 95%% intervals (default: 1000 with --versus, none without; 0 turns it off)",
+    )
+    wider.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resamples (0)")
+    wider.add_argument("--img-size", type=int, default=None, help="network input size in pixels (model default)")
+    wider.add_argument("--max-images", type=positive_int, default=None, help="score only the first N images")
+    wider.add_argument("--min-score", type=score, default=0.01, help="lowest detection score kept")
+    wider.add_argument(
+        "--min-face", type=float, default=0.0, help="faces smaller than this (pixels, either side) are ignore regions"
+    )
+    wider.add_argument(
+        "--gray",
+        action="store_true",
+        help="score on grayscale copies of the images (luma in all three channels): robustness to "
+        "black-and-white photos and IR cameras",
+    )
+    wider.add_argument("--out", type=Path, default=None, help="write the metrics as JSON here")
+
+
+def run_wider(args: argparse.Namespace, load_model: ModelLoader) -> int:
+    """Detect on every val image with the model (and ``--versus``), score, print and write JSON."""
+    from facedet.evaluation.wider_ap import wider_ap
+
+    existing_dir(args.data_root, "--data-root")
+    resamples = args.bootstrap if args.bootstrap is not None else (1000 if args.versus else 0)
+    if resamples < 0:
+        raise UsageError(f"--bootstrap must be 0 or more, got {resamples}")
+    samples = _val_samples(args.data_root, args.max_images)
+    detector = _detector(args, load_model)
+    gts, dets = _detect_all(detector, samples, args.gray)
+    metrics: dict[str, Any] = wider_ap(gts, dets, min_size=args.min_face)
+    metrics |= {"gray": True} if args.gray else {}
+    if args.versus is not None:
+        other = load_model(Path(args.versus), args.img_size, args.min_score)
+        _, other_dets = _detect_all(other, samples, args.gray)
+        metrics["versus"] = _compare(gts, dets, other_dets, args, resamples)
+    elif resamples:
+        metrics["AP50_ci95"] = _interval(gts, dets, args.min_face, resamples, args.seed)
+    print(json.dumps(metrics, indent=2))
+    if "versus" in metrics:
+        print(_comparison_line(args.model or args.peer, args.versus, metrics["versus"], args.min_face))
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(metrics, indent=2))
+    return 0
+
+
+def _val_samples(data_root: Path, max_images: int | None) -> list[WiderSample]:
+    from facedet.data.wider import load_wider
+
+    samples, missing = load_wider(data_root, "val", allow_missing=True)
+    if missing:
+        print(f"WIDER val: {len(missing)} listed images missing, skipped")
+    return samples[:max_images] if max_images is not None else samples
+
+
+def _detector(args: argparse.Namespace, load_model: ModelLoader) -> Detector:
+    if args.peer is not None:
+        from facedet.peers import load_peer
+
+        return load_peer(args.peer)
+    return load_model(Path(args.model), args.img_size, args.min_score)
+
+
+def _detect_all(detector: Detector, samples: Sequence[WiderSample], gray: bool) -> tuple[GroundTruth, list[Detections]]:
+    """(ground truth, detections) per val image, in colour or as grayscale copies."""
+    import cv2
+    import numpy as np
+    from tqdm import tqdm
+
+    gts: GroundTruth = []
+    dets: list[Detections] = []
+    for sample in tqdm(samples, desc=f"WIDER val {detector.name}", unit="img"):
+        bgr = cv2.imread(str(sample.path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise FileNotFoundError(f"cannot read {sample.path}")
+        if gray:
+            bgr = cv2.cvtColor(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+        gts.append((np.asarray(sample.boxes, np.float64), np.asarray(sample.invalid, bool)))
+        dets.append(detector.detect(np.asarray(bgr, np.uint8)))
+    return gts, dets
+
+
+def _interval(gts: GroundTruth, dets: list[Detections], min_face: float, resamples: int, seed: int) -> list[float]:
+    """95% bootstrap interval of one model's AP50, [low, high]."""
+    from facedet.evaluation.bootstrap import bootstrap_interval
+    from facedet.evaluation.wider_ap import wider_matches
+
+    return list(bootstrap_interval(wider_matches(gts, dets, min_size=min_face), resamples, seed))
+
+
+def _compare(
+    gts: GroundTruth, dets: list[Detections], other: list[Detections], args: argparse.Namespace, resamples: int
+) -> dict[str, Any]:
+    from facedet.evaluation.bootstrap import paired_bootstrap
+    from facedet.evaluation.wider_ap import wider_ap, wider_matches
+
+    result: dict[str, Any] = {"model": str(args.versus)} | wider_ap(gts, other, min_size=args.min_face)
+    if resamples:
+        a = wider_matches(gts, dets, min_size=args.min_face)
+        b = wider_matches(gts, other, min_size=args.min_face)
+        result["comparison"] = paired_bootstrap(a, b, resamples, args.seed).as_dict()
+    return result
+
+
+def _comparison_line(a: str, b: str, versus: dict[str, Any], min_face: float) -> str:
+    """One readable line: the AP50 of both, the difference and its interval."""
+    faces = f"faces >= {min_face:g} px" if min_face else "all faces"
+    comparison = versus.get("comparison")
+    if comparison is None:
+        return f"AP50 ({faces}): {a} {versus.get('AP50', 0.0):.3f} vs {b}"
+    verdict = "significant" if comparison["significant"] else "within the noise of these images"
+    return (
+        f"AP50 ({faces}): A {a} {comparison['AP50_a']:.3f}, B {b} {comparison['AP50_b']:.3f}; "
+        f"A - B {comparison['difference']:+.3f}, 95% interval [{comparison['ci95_low']:+.3f}, "
+        f"{comparison['ci95_high']:+.3f}] ({comparison['resamples']} paired resamples; A higher in "
+        f"{comparison['a_better']:.0%}): {verdict}"
+    )
