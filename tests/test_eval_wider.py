@@ -71,12 +71,14 @@ def test_versus_compares_two_models_on_the_same_images(
     monkeypatch.setattr(eval_command, "_load_model", fake_load)
     out = tmp_path / "versus.json"
     argv = ["eval", "wider", "--data-root", str(wider_root), "--model", "good.fdet", "--versus", "blind.fdet"]
-    assert main(argv + ["--bootstrap", "50", "--out", str(out)]) == 0
-    metrics = json.loads(out.read_text())
-    assert metrics["AP50"] == pytest.approx(1.0) and metrics["versus"]["AP50"] == 0.0
-    comparison = metrics["versus"]["comparison"]
-    assert comparison["difference"] == pytest.approx(1.0) and comparison["resamples"] == 50
-    assert comparison["ci95_low"] > 0 and comparison["significant"] is True
+    assert main(argv + ["--bootstrap", "50", "--min-face", "0", "4", "--out", str(out)]) == 0
+    by_size = json.loads(out.read_text())["min_face"]  # one detection pass, scored per face size
+    assert set(by_size) == {"0", "4"} and by_size["4"]["ignored"] >= by_size["0"]["ignored"]
+    for metrics in by_size.values():
+        assert metrics["AP50"] == pytest.approx(1.0) and metrics["versus"]["AP50"] == 0.0
+        comparison = metrics["versus"]["comparison"]
+        assert comparison["difference"] == pytest.approx(1.0) and comparison["resamples"] == 50
+        assert comparison["ci95_low"] > 0 and comparison["significant"] is True
 
 
 def test_bootstrap_gives_one_models_interval(wider_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

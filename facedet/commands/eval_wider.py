@@ -2,7 +2,7 @@
 comparison of two models on the same images.
 
     facedet eval wider --data-root DIR --model A.fdet [--min-face 48] [--gray] [--bootstrap 1000]
-    facedet eval wider --data-root DIR --model A.fdet --versus B.fdet --min-face 48
+    facedet eval wider --data-root DIR --model A.fdet --versus B.fdet --min-face 16 48
 
 With ``--versus`` both models see the same images and the difference A - B gets a 95% interval
 from a paired bootstrap over the images (``facedet.evaluation.bootstrap``): a difference whose
@@ -56,7 +56,13 @@ def add_arguments(wider: argparse.ArgumentParser) -> None:
     wider.add_argument("--max-images", type=positive_int, default=None, help="score only the first N images")
     wider.add_argument("--min-score", type=score, default=0.01, help="lowest detection score kept")
     wider.add_argument(
-        "--min-face", type=float, default=0.0, help="faces smaller than this (pixels, either side) are ignore regions"
+        "--min-face",
+        type=float,
+        nargs="+",
+        default=[0.0],
+        metavar="PX",
+        help="faces smaller than this (pixels, either side) are ignore regions; several sizes (16 48) "
+        "score one detection pass each way",
     )
     wider.add_argument(
         "--gray",
@@ -69,30 +75,48 @@ def add_arguments(wider: argparse.ArgumentParser) -> None:
 
 def run_wider(args: argparse.Namespace, load_model: ModelLoader) -> int:
     """Detect on every val image with the model (and ``--versus``), score, print and write JSON."""
-    from facedet.evaluation.wider_ap import wider_ap
-
     existing_dir(args.data_root, "--data-root")
     resamples = args.bootstrap if args.bootstrap is not None else (1000 if args.versus else 0)
     if resamples < 0:
         raise UsageError(f"--bootstrap must be 0 or more, got {resamples}")
     samples = _val_samples(args.data_root, args.max_images)
-    detector = _detector(args, load_model)
-    gts, dets = _detect_all(detector, samples, args.gray)
-    metrics: dict[str, Any] = wider_ap(gts, dets, min_size=args.min_face)
-    metrics |= {"gray": True} if args.gray else {}
+    gts, dets = _detect_all(_detector(args, load_model), samples, args.gray)
+    other_dets = None
     if args.versus is not None:
-        other = load_model(Path(args.versus), args.img_size, args.min_score)
-        _, other_dets = _detect_all(other, samples, args.gray)
-        metrics["versus"] = _compare(gts, dets, other_dets, args, resamples)
-    elif resamples:
-        metrics["AP50_ci95"] = _interval(gts, dets, args.min_face, resamples, args.seed)
+        _, other_dets = _detect_all(load_model(Path(args.versus), args.img_size, args.min_score), samples, args.gray)
+    by_size = {size: _score(gts, dets, other_dets, size, args, resamples) for size in args.min_face}
+    if len(by_size) == 1:
+        metrics = next(iter(by_size.values()))
+    else:
+        metrics = {"min_face": {f"{size:g}": result for size, result in by_size.items()}}
+    metrics |= {"gray": True} if args.gray else {}
     print(json.dumps(metrics, indent=2))
-    if "versus" in metrics:
-        print(_comparison_line(args.model or args.peer, args.versus, metrics["versus"], args.min_face))
+    for size, result in by_size.items():
+        if "versus" in result:
+            print(_comparison_line(args.model or args.peer, args.versus, result["versus"], size))
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(metrics, indent=2))
     return 0
+
+
+def _score(
+    gts: GroundTruth,
+    dets: list[Detections],
+    other_dets: list[Detections] | None,
+    min_face: float,
+    args: argparse.Namespace,
+    resamples: int,
+) -> dict[str, Any]:
+    """The metrics of one face-size threshold: AP, and the interval or the comparison."""
+    from facedet.evaluation.wider_ap import wider_ap
+
+    metrics: dict[str, Any] = wider_ap(gts, dets, min_size=min_face)
+    if other_dets is not None:
+        metrics["versus"] = _compare(gts, dets, other_dets, min_face, args, resamples)
+    elif resamples:
+        metrics["AP50_ci95"] = _interval(gts, dets, min_face, resamples, args.seed)
+    return metrics
 
 
 def _val_samples(data_root: Path, max_images: int | None) -> list[WiderSample]:
@@ -140,15 +164,20 @@ def _interval(gts: GroundTruth, dets: list[Detections], min_face: float, resampl
 
 
 def _compare(
-    gts: GroundTruth, dets: list[Detections], other: list[Detections], args: argparse.Namespace, resamples: int
+    gts: GroundTruth,
+    dets: list[Detections],
+    other: list[Detections],
+    min_face: float,
+    args: argparse.Namespace,
+    resamples: int,
 ) -> dict[str, Any]:
     from facedet.evaluation.bootstrap import paired_bootstrap
     from facedet.evaluation.wider_ap import wider_ap, wider_matches
 
-    result: dict[str, Any] = {"model": str(args.versus)} | wider_ap(gts, other, min_size=args.min_face)
+    result: dict[str, Any] = {"model": str(args.versus)} | wider_ap(gts, other, min_size=min_face)
     if resamples:
-        a = wider_matches(gts, dets, min_size=args.min_face)
-        b = wider_matches(gts, other, min_size=args.min_face)
+        a = wider_matches(gts, dets, min_size=min_face)
+        b = wider_matches(gts, other, min_size=min_face)
         result["comparison"] = paired_bootstrap(a, b, resamples, args.seed).as_dict()
     return result
 
