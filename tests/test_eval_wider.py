@@ -89,3 +89,19 @@ def test_bootstrap_gives_one_models_interval(wider_root: Path, tmp_path: Path, m
     metrics = json.loads(out.read_text())
     low, high = metrics["AP50_ci95"]
     assert low <= metrics["AP50"] <= high and "versus" not in metrics
+
+
+def test_a_bad_versus_file_fails_before_any_detection(
+    wider_root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recorder = _Recorder()
+
+    def fake_load(path: Path, *_: Any) -> _Recorder:
+        if path.name == "missing.fdet":
+            raise FileNotFoundError(f"{path}: no such model file")
+        return recorder
+
+    monkeypatch.setattr(eval_command, "_load_model", fake_load)
+    argv = ["eval", "wider", "--data-root", str(wider_root), "--model", "a.fdet", "--versus", "missing.fdet"]
+    assert main(argv) == 2
+    assert recorder.images == [] and "missing.fdet: no such model file" in capsys.readouterr().err

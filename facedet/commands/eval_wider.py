@@ -80,10 +80,11 @@ def run_wider(args: argparse.Namespace, load_model: ModelLoader) -> int:
     if resamples < 0:
         raise UsageError(f"--bootstrap must be 0 or more, got {resamples}")
     samples = _val_samples(args.data_root, args.max_images)
-    gts, dets = _detect_all(_detector(args, load_model), samples, args.gray)
-    other_dets = None
-    if args.versus is not None:
-        _, other_dets = _detect_all(load_model(Path(args.versus), args.img_size, args.min_score), samples, args.gray)
+    detector = _detector(args, load_model)
+    # Both models are loaded before any detection, so a bad --versus file fails at once.
+    other = None if args.versus is None else load_model(Path(args.versus), args.img_size, args.min_score)
+    gts, dets = _detect_all(detector, samples, args.gray)
+    other_dets = None if other is None else _detect_all(other, samples, args.gray)[1]
     by_size = {size: _score(gts, dets, other_dets, size, args, resamples) for size in args.min_face}
     if len(by_size) == 1:
         metrics = next(iter(by_size.values()))
