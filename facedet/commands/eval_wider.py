@@ -83,8 +83,9 @@ def run_wider(args: argparse.Namespace, load_model: ModelLoader) -> int:
     detector = _detector(args, load_model)
     # Both models are loaded before any detection, so a bad --versus file fails at once.
     other = None if args.versus is None else load_model(Path(args.versus), args.img_size, args.min_score)
-    gts, dets = _detect_all(detector, samples, args.gray)
-    other_dets = None if other is None else _detect_all(other, samples, args.gray)[1]
+    gts = _ground_truth(samples)
+    dets = _detect_all(detector, samples, args.gray)
+    other_dets = None if other is None else _detect_all(other, samples, args.gray)
     by_size = {size: _score(gts, dets, other_dets, size, args, resamples) for size in args.min_face}
     if len(by_size) == 1:
         metrics = next(iter(by_size.values()))
@@ -137,13 +138,19 @@ def _detector(args: argparse.Namespace, load_model: ModelLoader) -> Detector:
     return load_model(Path(args.model), args.img_size, args.min_score)
 
 
-def _detect_all(detector: Detector, samples: Sequence[WiderSample], gray: bool) -> tuple[GroundTruth, list[Detections]]:
-    """(ground truth, detections) per val image, in colour or as grayscale copies."""
+def _ground_truth(samples: Sequence[WiderSample]) -> GroundTruth:
+    """(boxes, invalid flags) per val image, as ``wider_ap`` takes them."""
+    import numpy as np
+
+    return [(np.asarray(sample.boxes, np.float64), np.asarray(sample.invalid, bool)) for sample in samples]
+
+
+def _detect_all(detector: Detector, samples: Sequence[WiderSample], gray: bool) -> list[Detections]:
+    """The detector's faces in each val image, in colour or on grayscale copies."""
     import cv2
     import numpy as np
     from tqdm import tqdm
 
-    gts: GroundTruth = []
     dets: list[Detections] = []
     for sample in tqdm(samples, desc=f"WIDER val {detector.name}", unit="img"):
         bgr = cv2.imread(str(sample.path), cv2.IMREAD_COLOR)
@@ -151,9 +158,8 @@ def _detect_all(detector: Detector, samples: Sequence[WiderSample], gray: bool) 
             raise FileNotFoundError(f"cannot read {sample.path}")
         if gray:
             bgr = cv2.cvtColor(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
-        gts.append((np.asarray(sample.boxes, np.float64), np.asarray(sample.invalid, bool)))
         dets.append(detector.detect(np.asarray(bgr, np.uint8)))
-    return gts, dets
+    return dets
 
 
 def _interval(gts: GroundTruth, dets: list[Detections], min_face: float, resamples: int, seed: int) -> list[float]:
