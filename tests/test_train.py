@@ -68,6 +68,21 @@ def test_two_iterations_write_a_self_describing_checkpoint(wider_root: Path, tmp
     assert out_map.shape == (1, 25, 2, 2) and torch.isfinite(out_map).all()
 
 
+def test_anchors_init_keeps_the_init_checkpoints_anchors(wider_root: Path, tmp_path: Path) -> None:
+    # A first run fits k-means anchors; a fine-tune from it keeps them with --anchors init and
+    # re-fits them (another seed, other anchors) without.
+    first = tmp_path / "first"
+    assert _train(wider_root, first, tmp_path / "cache", "--epochs", "1", "--max-steps", "1", "--seed", "1") == 0
+    fitted = ModelConfig.from_dict(load_checkpoint(first / "last.pt")["model_config"]).anchors
+    assert fitted != DEFAULT_ANCHORS
+    for anchors, seed, out in (("init", "2", "kept"), ("auto", "2", "refit")):
+        extra = ("--epochs", "1", "--max-steps", "1", "--seed", seed, "--anchors", anchors)
+        assert _train(wider_root, tmp_path / out, tmp_path / "cache", *extra, "--init", str(first / "last.pt")) == 0
+    kept = ModelConfig.from_dict(load_checkpoint(tmp_path / "kept" / "last.pt")["model_config"]).anchors
+    refit = ModelConfig.from_dict(load_checkpoint(tmp_path / "refit" / "last.pt")["model_config"]).anchors
+    assert kept == fitted and refit != fitted
+
+
 def test_resume_continues_exactly(wider_root: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     common = ("--epochs", "2", "--anchors", "preset")
@@ -222,6 +237,7 @@ def test_train_flags_are_the_config_fields() -> None:
         ({"ema_decay": 1.0}, "ema_decay"),
         ({"gray": 1.5}, "gray must be a probability"),
         ({"select_metric": "ap75"}, "select_metric must be one of"),
+        ({"anchors": "init"}, "give --init"),
     ],
 )
 def test_train_config_checks_itself(change: dict[str, Any], message: str) -> None:

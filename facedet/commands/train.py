@@ -33,7 +33,7 @@ HELP = {
     "workers": "data-loader worker processes",
     "threads": "torch threads per process; 0 = cores / processes",
     "device": "auto: cuda if present",
-    "anchors": "auto: k-means (1-IoU) on the training boxes; preset: the model's",
+    "anchors": "auto: k-means (1-IoU) on the training boxes; preset: the model's; init: the --init checkpoint's",
     "num_anchors": "anchors per cell (with --anchors auto)",
     "min_face": "faces under N px at the input are ignored",
     "max_images": "use a seeded subset of N training images",

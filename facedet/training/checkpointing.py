@@ -184,6 +184,12 @@ def _weight_duplicated_on_input(model: torch.nn.Module, source_config: ModelConf
     )
 
 
+def init_anchors(path: str) -> tuple[tuple[float, float], ...]:
+    """The anchors (w, h pixels at the input) stored in the model config of an ``--init`` checkpoint
+    (``--anchors init``: a fine-tune keeps the shapes its head was trained for)."""
+    return ModelConfig.from_dict(load_checkpoint(path)["model_config"]).anchors
+
+
 def init_from(model: torch.nn.Module, path: str) -> None:
     """Copy the tensors of a checkpoint's ``model`` whose names and shapes fit (``--init``); a
     kernel whose stored input channels differ by a duplication factor is re-cut to fit

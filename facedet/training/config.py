@@ -13,7 +13,7 @@ from facedet.config import PRECISIONS
 
 VAL_METRICS = ("ap50", "ap50_ge16", "ap50_ge48")  # WIDER-val AP50: all faces, faces >= 16 px, >= 48 px
 SAMPLING = ("scale", "letterbox")
-ANCHORS = ("auto", "preset")
+ANCHORS = ("auto", "preset", "init")
 DEVICES = ("auto", "cpu", "cuda")
 STRIDE = 32  # every model's total stride: input sizes are multiples of it
 
@@ -37,7 +37,8 @@ class TrainConfig:
     workers: int = 1
     threads: int = 0  # torch intra-op threads; 0 = cores / processes
     device: str = "auto"
-    anchors: str = "auto"  # "auto" = k-means on the training boxes, "preset" = the preset's
+    anchors: str = "auto"  # "auto" = k-means on the training boxes, "preset" = the preset's,
+    # "init" = the --init checkpoint's (a fine-tune keeps the shapes its head learned)
     num_anchors: int = 5
     min_face: float = 4.0  # faces below this (pixels at the input) are ignore regions
     max_images: int | None = None
@@ -94,6 +95,8 @@ class TrainConfig:
                 f"{self.max_images} training images are fewer than one batch of {self.batch_size}; "
                 f"use --batch-size {max(1, self.max_images)} or more images"
             )
+        if self.anchors == "init" and not self.init:
+            raise ValueError("anchors 'init' takes the --init checkpoint's anchors: give --init")
         if self.distill_weight < 0:
             raise ValueError(f"distill_weight must be >= 0, got {self.distill_weight}")
         if not 0.0 <= self.progressive <= 1.0:
