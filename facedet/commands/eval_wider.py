@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from facedet.data.wider import WiderSample
     from facedet.detections import Detections, Detector
+    from facedet.evaluation.bootstrap import ImageMatches
 
 ModelLoader = Callable[[Path, "int | None", float], "Detector"]
 GroundTruth = list[tuple["NDArray[np.float64]", "NDArray[np.bool_]"]]
@@ -111,13 +112,15 @@ def _score(
     resamples: int,
 ) -> dict[str, Any]:
     """The metrics of one face-size threshold: AP, and the interval or the comparison."""
-    from facedet.evaluation.wider_ap import wider_ap
+    from facedet.evaluation.bootstrap import bootstrap_interval
+    from facedet.evaluation.wider_ap import wider_evaluation
 
-    metrics: dict[str, Any] = wider_ap(gts, dets, min_size=min_face)
+    ap, matches = wider_evaluation(gts, dets, min_size=min_face)
+    metrics: dict[str, Any] = dict(ap)
     if other_dets is not None:
-        metrics["versus"] = _compare(gts, dets, other_dets, min_face, args, resamples)
+        metrics["versus"] = _compare(gts, matches, other_dets, min_face, args, resamples)
     elif resamples:
-        metrics["AP50_ci95"] = _interval(gts, dets, min_face, resamples, args.seed)
+        metrics["AP50_ci95"] = list(bootstrap_interval(matches, resamples, args.seed))
     return metrics
 
 
@@ -162,30 +165,22 @@ def _detect_all(detector: Detector, samples: Sequence[WiderSample], gray: bool) 
     return dets
 
 
-def _interval(gts: GroundTruth, dets: list[Detections], min_face: float, resamples: int, seed: int) -> list[float]:
-    """95% bootstrap interval of one model's AP50, [low, high]."""
-    from facedet.evaluation.bootstrap import bootstrap_interval
-    from facedet.evaluation.wider_ap import wider_matches
-
-    return list(bootstrap_interval(wider_matches(gts, dets, min_size=min_face), resamples, seed))
-
-
 def _compare(
     gts: GroundTruth,
-    dets: list[Detections],
+    matches: ImageMatches,
     other: list[Detections],
     min_face: float,
     args: argparse.Namespace,
     resamples: int,
 ) -> dict[str, Any]:
+    """The ``--versus`` model's AP and, with resamples, the paired bootstrap of A - B."""
     from facedet.evaluation.bootstrap import paired_bootstrap
-    from facedet.evaluation.wider_ap import wider_ap, wider_matches
+    from facedet.evaluation.wider_ap import wider_evaluation
 
-    result: dict[str, Any] = {"model": str(args.versus)} | wider_ap(gts, other, min_size=min_face)
+    ap, other_matches = wider_evaluation(gts, other, min_size=min_face)
+    result: dict[str, Any] = {"model": str(args.versus)} | ap
     if resamples:
-        a = wider_matches(gts, dets, min_size=min_face)
-        b = wider_matches(gts, other, min_size=min_face)
-        result["comparison"] = paired_bootstrap(a, b, resamples, args.seed).as_dict()
+        result["comparison"] = paired_bootstrap(matches, other_matches, resamples, args.seed).as_dict()
     return result
 
 

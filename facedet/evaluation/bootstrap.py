@@ -109,8 +109,16 @@ def resample_counts(num_images: int, resamples: int, seed: int) -> NDArray[np.in
 
 def bootstrap_interval(matches: ImageMatches, resamples: int = 1000, seed: int = 0) -> tuple[float, float]:
     """95% interval (2.5th, 97.5th percentile) of one model's AP50 over image resamples."""
-    ap = weighted_ap50(matches, resample_counts(matches.num_images, resamples, seed))
-    low, high = np.percentile(ap[np.isfinite(ap)], [2.5, 97.5])
+    return _central95(weighted_ap50(matches, resample_counts(matches.num_images, resamples, seed)))
+
+
+def _central95(values: NDArray[np.float64]) -> tuple[float, float]:
+    """(2.5th, 97.5th percentile) of the finite values (an all-ignored resample gives NaN); NaNs
+    when none is finite."""
+    finite = values[np.isfinite(values)]
+    if not len(finite):
+        return float("nan"), float("nan")
+    low, high = np.percentile(finite, [2.5, 97.5])
     return float(low), float(high)
 
 
@@ -154,13 +162,13 @@ def paired_bootstrap(a: ImageMatches, b: ImageMatches, resamples: int = 1000, se
     counts = resample_counts(a.num_images, resamples, seed)
     ones = np.ones((1, a.num_images))
     diff: NDArray[np.float64] = weighted_ap50(a, counts) - weighted_ap50(b, counts)
+    low, high = _central95(diff)
     diff = diff[np.isfinite(diff)]
-    low, high = np.percentile(diff, [2.5, 97.5]) if len(diff) else (np.nan, np.nan)
     return BootstrapComparison(
         ap_a=float(weighted_ap50(a, ones)[0]),
         ap_b=float(weighted_ap50(b, ones)[0]),
-        low=float(low),
-        high=float(high),
+        low=low,
+        high=high,
         a_better=float(np.mean(diff > 0)) if len(diff) else float("nan"),
         resamples=resamples,
     )

@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 from facedet.detections import Detections
 from facedet.evaluation.bootstrap import ImageMatches
 
-__all__ = ["wider_ap", "wider_matches"]
+__all__ = ["wider_ap", "wider_evaluation", "wider_matches"]
 
 
 def wider_ap(
@@ -47,11 +47,7 @@ def wider_ap(
     Raises:
         ValueError: the two sequences differ in length or an array has the wrong shape.
     """
-    images, annotations, results, faces, ignored = _coco_inputs(ground_truth, detections, max_dets, min_size)
-    out = {"AP50": 0.0, "AP50:95": 0.0, "images": float(len(images)), "faces": float(faces), "ignored": float(ignored)}
-    if results and faces:
-        out["AP50"], out["AP50:95"] = _coco_ap(images, annotations, results, max_dets)
-    return out
+    return wider_evaluation(ground_truth, detections, max_dets, min_size)[0]
 
 
 def wider_matches(
@@ -62,13 +58,31 @@ def wider_matches(
 ) -> ImageMatches:
     """Each detection's outcome at IoU 0.5 as pycocotools matched it (same arguments as ``wider_ap``):
     what ``facedet.evaluation.bootstrap`` needs to recompute AP50 on resampled image sets."""
-    images, annotations, results, _, _ = _coco_inputs(ground_truth, detections, max_dets, min_size)
+    return wider_evaluation(ground_truth, detections, max_dets, min_size)[1]
+
+
+def wider_evaluation(
+    ground_truth: Sequence[tuple[NDArray[np.floating], NDArray[np.bool_]]],
+    detections: Sequence[Detections],
+    max_dets: int = 1000,
+    min_size: float = 0.0,
+) -> tuple[dict[str, float], ImageMatches]:
+    """``wider_ap`` and ``wider_matches`` of the same arguments from one pycocotools matching."""
+    images, annotations, results, faces, ignored = _coco_inputs(ground_truth, detections, max_dets, min_size)
+    out = {"AP50": 0.0, "AP50:95": 0.0, "images": float(len(images)), "faces": float(faces), "ignored": float(ignored)}
     ev = _coco_evaluated(images, annotations, results, max_dets)
-    # evalImgs is ordered category x area range x image; the first len(images) are area "all".
-    per_image = ev.evalImgs[: len(images)]
+    matches = _matches(ev, len(images), max_dets)
+    if results and faces:
+        out["AP50"], out["AP50:95"] = _coco_ap(ev)
+    return out, matches
+
+
+def _matches(ev: Any, num_images: int, max_dets: int) -> ImageMatches:
+    """The per-detection outcomes of an evaluated ``COCOeval`` (IoU 0.5, area "all")."""
+    # evalImgs is ordered category x area range x image; the first num_images are area "all".
     image, score, matched, scored = [], [], [], []
-    faces = np.zeros(len(images), np.int64)
-    for index, entry in enumerate(per_image):
+    faces = np.zeros(num_images, np.int64)
+    for index, entry in enumerate(ev.evalImgs[:num_images]):
         if entry is None:  # no face and no detection in this image
             continue
         kept = len(entry["dtScores"][:max_dets])
@@ -140,11 +154,8 @@ def _coco_inputs(
     return images, annotations, results, faces, ignored
 
 
-def _coco_ap(
-    images: list[dict[str, Any]], annotations: list[dict[str, Any]], results: list[dict[str, Any]], max_dets: int
-) -> tuple[float, float]:
-    """(AP50, AP50:95) by pycocotools from COCO-format images, ground truth and detections."""
-    ev = _coco_evaluated(images, annotations, results, max_dets)
+def _coco_ap(ev: Any) -> tuple[float, float]:
+    """(AP50, AP50:95) of an evaluated ``COCOeval`` (accumulated and summarized here)."""
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
         ev.accumulate()
         ev.summarize()
