@@ -83,6 +83,20 @@ def test_anchors_init_keeps_the_init_checkpoints_anchors(wider_root: Path, tmp_p
     assert kept == fitted and refit != fitted
 
 
+def test_val_seed_fixes_the_validation_subset_across_run_seeds(wider_root: Path, tmp_path: Path) -> None:
+    from facedet.training.data import load_split
+    from facedet.training.distributed import Dist
+
+    def val_images(seed: int, val_seed: int | None) -> list[str]:
+        cfg = TrainConfig(data_root=str(wider_root), seed=seed, val_seed=val_seed, cache_dir=str(tmp_path))
+        samples, _ = load_split(cfg, "val", 2, Dist("cpu"), collective=False)  # 2 of the 4 val images
+        return [s.path.name for s in samples]
+
+    fixed = {tuple(val_images(seed, val_seed=3)) for seed in range(6)}
+    by_seed = {tuple(val_images(seed, val_seed=None)) for seed in range(6)}
+    assert fixed == {tuple(val_images(3, None))} and len(by_seed) > 1
+
+
 def test_resume_continues_exactly(wider_root: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     common = ("--epochs", "2", "--anchors", "preset")

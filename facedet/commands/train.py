@@ -38,6 +38,7 @@ HELP = {
     "min_face": "faces under N px at the input are ignored",
     "max_images": "use a seeded subset of N training images",
     "max_val_images": "validate on a seeded subset of N images",
+    "val_seed": "seed of that subset (default: --seed); one value across runs scores their curves on the same images",
     "max_steps": "stop after N optimizer steps in total",
     "cache_dir": "decoded-image cache ($FACEDET_CACHE, ~/.cache/facedet)",
     "checkpoint_every": "also write last.pt every N steps",

@@ -43,6 +43,7 @@ class TrainConfig:
     min_face: float = 4.0  # faces below this (pixels at the input) are ignore regions
     max_images: int | None = None
     max_val_images: int | None = None
+    val_seed: int | None = None  # seed of the --max-val-images subset; None = seed
     max_steps: int | None = None  # stop after this many optimizer steps in total (tests, benchmarks)
     cache_dir: str | None = None
     checkpoint_every: int = 200

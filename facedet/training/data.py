@@ -33,7 +33,8 @@ def load_split(
     """Parse a split and open its decoded-image cache (rank 0 builds it; with ``collective`` every
     rank must call this, the others waiting at a barrier)."""
     samples, _ = load_wider(cfg.data_root, split)
-    samples = subset(samples, limit, cfg.seed)
+    seed = cfg.val_seed if split == "val" and cfg.val_seed is not None else cfg.seed
+    samples = subset(samples, limit, seed)
     if split == "train" and len(samples) < cfg.batch_size * ctx.world:  # checked before the slow cache build
         raise ValueError(
             f"{len(samples)} training images are fewer than one batch of {cfg.batch_size}"
@@ -48,7 +49,7 @@ def load_split(
     # A new cache evicts older ones of the same name, so the name carries what selects the images
     # (subset size and seed, resolution): runs side by side with other seeds or sizes never evict
     # each other's caches, and subsets never evict the full cache.
-    name = f"wider-{split}-{max_side}px" + (f"-n{limit}-s{cfg.seed}" if limit is not None else "")
+    name = f"wider-{split}-{max_side}px" + (f"-n{limit}-s{seed}" if limit is not None else "")
 
     def build() -> ImageCache:
         return ImageCache.build(paths, cache_dir, name, max_side=max_side)
