@@ -127,6 +127,23 @@ def test_resume_continues_exactly(wider_root: Path, tmp_path: Path) -> None:
     assert losses["split"] == losses["straight"] and [s for s, _ in losses["straight"]] == [1, 2, 3, 4]
 
 
+def test_resume_after_a_lost_checkpoint_logs_each_step_once(wider_root: Path, tmp_path: Path) -> None:
+    # A run stopped after logging steps past its last checkpoint (here: steps 3-4 and epoch 2, then
+    # last.pt put back to step 2) resumes from step 2 and must not log steps 3-4 and epoch 2 twice.
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    common = ("--epochs", "2", "--anchors", "preset")
+    assert _train(wider_root, out, cache, *common, "--max-steps", "2") == 0
+    at_step_2 = (out / "last.pt").read_bytes()
+    assert _train(wider_root, out, cache, *common, "--resume") == 0
+    (out / "last.pt").write_bytes(at_step_2)
+    with (out / "log.jsonl").open("a") as log:
+        log.write('{"type": "step", "epoch": 1, "it')  # a line cut short by the stop
+    assert _train(wider_root, out, cache, *common, "--resume") == 0
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["type"] == "step"] == [1, 2, 3, 4]
+    assert [r["epoch"] for r in records if r["type"] == "epoch"] == [1, 2]
+
+
 def test_truncated_checkpoint_raises(wider_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
     assert _train(wider_root, out, tmp_path / "cache", "--epochs", "1", "--max-steps", "1", "--anchors", "preset") == 0

@@ -8,6 +8,7 @@ states. ``"model"`` is what evaluation and export read: the weight average when 
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 from dataclasses import asdict, dataclass, field
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from facedet.atomic import write_atomically
 from facedet.config import ModelConfig
 from facedet.ema import ModelEMA
 from facedet.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -112,6 +114,30 @@ def resume_checkpoint(cfg: TrainConfig) -> dict[str, Any] | None:
             f"; {out / 'best.pt'} may still be intact: continue with --init it" if (out / "best.pt").is_file() else ""
         )
         raise CheckpointError(f"cannot resume: {exc}{hint}") from exc
+
+
+def rewind_log(path: Path, state: RunState) -> int:
+    """Drop from a resumed run's ``log.jsonl`` what it will write again: step records after the
+    checkpoint's step and epoch records it has not finished (a run stopped after its last checkpoint
+    had logged them already), and a line cut short by the stop. Returns the lines dropped."""
+    if not path.is_file():
+        return 0
+    lines = path.read_text().splitlines()
+    kept = [line for line in lines if _logged_by(line, state)]
+    if len(kept) < len(lines):
+        write_atomically(path, lambda tmp: Path(tmp).write_text("".join(f"{line}\n" for line in kept)))
+    return len(lines) - len(kept)
+
+
+def _logged_by(line: str, state: RunState) -> bool:
+    """Whether a log line records what the run had done by ``state``."""
+    try:
+        record = json.loads(line)
+        if record.get("type") == "epoch":
+            return int(record["epoch"]) <= state.epoch
+        return int(record["step"]) <= state.step
+    except (ValueError, TypeError, KeyError, AttributeError):  # cut short or not a record
+        return False
 
 
 def restore(

@@ -34,7 +34,15 @@ from facedet.ema import ModelEMA
 from facedet.loss import RegionLossConfig
 from facedet.models import build_model, model_config
 from facedet.models.precision import set_precision
-from facedet.training.checkpointing import Checkpointer, RunState, init_anchors, init_from, restore, resume_checkpoint
+from facedet.training.checkpointing import (
+    Checkpointer,
+    RunState,
+    init_anchors,
+    init_from,
+    restore,
+    resume_checkpoint,
+    rewind_log,
+)
 from facedet.training.config import TrainConfig
 from facedet.training.data import build_datasets, fit_anchors
 from facedet.training.distributed import Dist
@@ -164,6 +172,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     checkpointer = Checkpointer(
         out, cfg, trainee.config, trainee.model, trainee.ema, trainee.optimizer, ctx.main, trainee.ancillary
     )
+    if ctx.main and state.step:
+        dropped = rewind_log(out / "log.jsonl", state)
+        if dropped:
+            log.info("log.jsonl: dropped %d records written after the checkpoint resumed from", dropped)
     log_file = open(out / "log.jsonl", "a") if ctx.main else None  # noqa: SIM115 (closed in finally)
 
     def write_log(record: dict[str, Any]) -> None:
