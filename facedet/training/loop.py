@@ -37,7 +37,6 @@ from facedet.models.precision import set_precision
 from facedet.training.checkpointing import (
     Checkpointer,
     RunState,
-    init_anchors,
     init_from,
     restore,
     resume_checkpoint,
@@ -68,10 +67,7 @@ def _build_trainee(cfg: TrainConfig, ctx: Dist, train_set: FaceDataset, total_st
         config = ModelConfig.from_dict(checkpoint["model_config"])
     else:
         config = model_config(cfg.model, img_size=cfg.deploy_size or cfg.img_size)
-        if cfg.anchors == "init" and cfg.init:
-            config = config.with_(anchors=init_anchors(cfg.init))
-        else:
-            config = config.with_(anchors=fit_anchors(cfg, train_set, config.anchors))
+        config = config.with_(anchors=fit_anchors(cfg, train_set, config.anchors))
     model = build_model(config).to(ctx.device)
     if cfg.init and checkpoint is None:
         init_from(model, cfg.init)
