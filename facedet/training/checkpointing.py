@@ -210,9 +210,10 @@ def _weight_duplicated_on_input(model: torch.nn.Module, source_config: ModelConf
     )
 
 
-def init_anchors(path: str) -> tuple[tuple[float, float], ...]:
-    """The anchors (w, h pixels at the input) stored in the model config of an ``--init`` checkpoint
-    (``--anchors init``: a fine-tune keeps the shapes its head was trained for)."""
+def checkpoint_anchors(path: str) -> tuple[tuple[float, float], ...]:
+    """The anchors (w, h pixels at the input) stored in a checkpoint's model config: the ``--init``
+    checkpoint's (``--anchors init``: a fine-tune keeps the shapes its head was trained for) or the
+    ``--teacher-model``'s (dense distillation compares the same slots)."""
     return ModelConfig.from_dict(load_checkpoint(path)["model_config"]).anchors
 
 

@@ -69,6 +69,9 @@ class TrainConfig:
     # ---- distillation (facedet.data.teacher): faces only the teacher found become soft positives
     teacher: str | None = None  # a peer name (retinaface-mnet); None = no teacher
     distill_weight: float = 0.5  # loss weight of a teacher-only face
+    # ---- dense distillation (facedet.training.dense_distill): learn a trained detector's head maps
+    teacher_model: str | None = None  # a facedet checkpoint of the same stride; the student takes its anchors
+    teacher_weight: float = 1.0  # weight of the distillation terms
 
     def __post_init__(self) -> None:
         from facedet.models import MODELS  # torch-free: the presets are plain configs
@@ -98,8 +101,14 @@ class TrainConfig:
             )
         if self.anchors == "init" and not self.init:
             raise ValueError("anchors 'init' takes the --init checkpoint's anchors: give --init")
-        if self.distill_weight < 0:
-            raise ValueError(f"distill_weight must be >= 0, got {self.distill_weight}")
+        if self.distill_weight < 0 or self.teacher_weight < 0:
+            raise ValueError(f"distill_weight and teacher_weight must be >= 0, got {self.distill_weight}, "
+                             f"{self.teacher_weight}")  # fmt: skip
+        if self.teacher_model and self.anchors != "auto":
+            raise ValueError(
+                f"anchors {self.anchors!r} and --teacher-model: the student takes the teacher's anchors "
+                "(leave --anchors at auto)"
+            )
         if not 0.0 <= self.progressive <= 1.0:
             raise ValueError(f"progressive must be a fraction of the run in [0, 1], got {self.progressive}")
         if not 0.0 <= self.gray <= 1.0:

@@ -12,7 +12,7 @@ from facedet.data.dataset import FaceDataset
 from facedet.data.teacher import TeacherBoxes, load_or_run_teacher
 from facedet.data.transforms import build_transforms
 from facedet.data.wider import WiderSample, load_wider
-from facedet.training.checkpointing import init_anchors
+from facedet.training.checkpointing import checkpoint_anchors
 from facedet.training.config import TrainConfig
 from facedet.training.distributed import Dist
 
@@ -105,12 +105,14 @@ def anchors_from_samples(dataset: FaceDataset, k: int, seed: int, draws: int = 3
 
 
 def fit_anchors(cfg: TrainConfig, train_set: FaceDataset, preset: Anchors) -> Anchors:
-    """The anchors a new run starts with: ``preset``, the ``--init`` checkpoint's, or k-means on
-    what the model will see."""
+    """The anchors a new run starts with: the ``--teacher-model``'s, ``preset``, the ``--init``
+    checkpoint's, or k-means on what the model will see."""
+    if cfg.teacher_model:  # TrainConfig has checked that --anchors is left at auto
+        return checkpoint_anchors(cfg.teacher_model)
     if cfg.anchors == "preset":
         return preset
     if cfg.anchors == "init" and cfg.init:  # TrainConfig has checked that --init is given
-        return init_anchors(cfg.init)
+        return checkpoint_anchors(cfg.init)
     if cfg.sampling == "scale":
         return anchors_from_samples(train_set, cfg.num_anchors, cfg.seed)
     return anchors_from_data(train_set, cfg.img_size, cfg.num_anchors, cfg.seed)

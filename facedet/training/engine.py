@@ -27,6 +27,7 @@ from facedet.evaluation.wider_ap import wider_ap
 from facedet.loss import RegionLossConfig, region_loss
 from facedet.training.checkpointing import Checkpointer, RunState
 from facedet.training.config import TrainConfig
+from facedet.training.dense_distill import Teacher, dense_distill_loss
 from facedet.training.distributed import Dist
 from facedet.training.progressive import Ancillary
 from facedet.training.schedule import epoch_batches, lr_at
@@ -52,6 +53,9 @@ class Trainee:
         bf16: the forward runs under bfloat16 autocast.
         ancillary: full-precision convolutions beside the quantized ones (progressive training), or None.
         fade_steps: steps over which the ancillary weight falls from 1 to 0.
+        teacher: the detector whose head maps the student learns slot by slot (dense
+            distillation), or None.
+        teacher_weight: weight of the distillation terms in the total loss.
     """
 
     model: torch.nn.Module
@@ -65,6 +69,8 @@ class Trainee:
     bf16: bool = False
     ancillary: Ancillary | None = None
     fade_steps: int = 0
+    teacher: Teacher | None = None
+    teacher_weight: float = 1.0
 
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
         """A (B, 3, S, S) 0..255 batch in the model's memory layout, float32."""
@@ -99,6 +105,10 @@ def _train_step(
     with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=trainee.bf16):
         raw = trainee.forward(images)  # (B, A*5, S/32, S/32)
     terms = region_loss(raw.float(), targets, trainee.anchors, trainee.config.stride, trainee.loss)
+    if trainee.teacher is not None:
+        distill = dense_distill_loss(raw.float(), trainee.teacher(images), trainee.anchors.shape[0])
+        terms.update(distill)
+        terms["total"] = terms["total"] + trainee.teacher_weight * (distill["kd_obj"] + distill["kd_box"])
     finite = {k: float(v.detach()) for k, v in terms.items()}
     if not ctx.all_true(all(math.isfinite(v) for v in finite.values())):
         bad = {k: v for k, v in finite.items() if not math.isfinite(v)}

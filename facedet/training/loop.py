@@ -44,6 +44,7 @@ from facedet.training.checkpointing import (
 )
 from facedet.training.config import TrainConfig
 from facedet.training.data import build_datasets, fit_anchors
+from facedet.training.dense_distill import Teacher
 from facedet.training.distributed import Dist
 from facedet.training.engine import Trainee, evaluate, train_one_epoch
 from facedet.training.progressive import Ancillary, fade_steps
@@ -95,6 +96,9 @@ def _build_trainee(cfg: TrainConfig, ctx: Dist, train_set: FaceDataset, total_st
                 "resumed %s at epoch %d, iteration %d (step %d)",
                 Path(cfg.out) / "last.pt", state.epoch, state.iter_in_epoch, state.step,
             )  # fmt: skip
+    teacher = Teacher(cfg.teacher_model, config, ctx.device) if cfg.teacher_model else None
+    if teacher is not None and teacher.config.anchors != config.anchors:  # a resumed run kept other anchors
+        raise ValueError(f"the run's anchors {config.anchors} are not the teacher's {teacher.config.anchors}")
     trainee = Trainee(
         model=model,
         forward=ctx.wrap(model, cfg.compile),
@@ -107,6 +111,8 @@ def _build_trainee(cfg: TrainConfig, ctx: Dist, train_set: FaceDataset, total_st
         bf16=cfg.bf16,
         ancillary=ancillary,
         fade_steps=fade_steps(cfg.progressive, total_steps),
+        teacher=teacher,
+        teacher_weight=cfg.teacher_weight,
     )
     return trainee, state
 
