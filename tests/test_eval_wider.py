@@ -105,3 +105,30 @@ def test_a_bad_versus_file_fails_before_any_detection(
     argv = ["eval", "wider", "--data-root", str(wider_root), "--model", "a.fdet", "--versus", "missing.fdet"]
     assert main(argv) == 2
     assert recorder.images == [] and "missing.fdet: no such model file" in capsys.readouterr().err
+
+
+def test_held_out_scores_only_images_outside_the_training_runs_subsets(
+    wider_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from facedet.data.wider import load_wider, seeded_subset
+
+    samples, _ = load_wider(wider_root, "val")
+    # What `facedet train --max-val-images 2 --val-seed 3` validated on (facedet.training.data.load_split).
+    picked = {s.path for s in seeded_subset(samples, 2, 3)}
+    expected = [s for s in samples if s.path not in picked]
+    recorder = _Recorder()
+    monkeypatch.setattr(eval_command, "_load_model", lambda *_: recorder)
+    out = tmp_path / "held.json"
+    argv = ["eval", "wider", "--data-root", str(wider_root), "--model", "any.fdet", "--out", str(out)]
+    assert main(argv + ["--held-out", "2:3"]) == 0
+    assert json.loads(out.read_text())["images"] == len(expected) == 2
+    shown = [im.shape for im in recorder.images]
+    import cv2
+
+    assert shown == [cv2.imread(str(s.path)).shape for s in expected]
+    # Subsets that cover every image leave nothing: one line.
+    capsys.readouterr()
+    assert main(argv + ["--held-out", "4:0"]) == 2
+    assert "leaves no val image" in capsys.readouterr().err
+    assert main(argv + ["--held-out", "two:3"]) == 2
+    assert "expected N:SEED" in capsys.readouterr().err

@@ -55,6 +55,15 @@ def add_arguments(wider: argparse.ArgumentParser) -> None:
     wider.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resamples (0)")
     wider.add_argument("--img-size", type=int, default=None, help="network input size in pixels (model default)")
     wider.add_argument("--max-images", type=positive_int, default=None, help="score only the first N images")
+    wider.add_argument(
+        "--held-out",
+        type=_subset_spec,
+        action="append",
+        default=[],
+        metavar="N:SEED",
+        help="score only the images outside the N-image subset that a training run with --max-val-images N "
+        "--val-seed SEED validated on (repeatable): a comparison free of the choice of best.pt",
+    )
     wider.add_argument("--min-score", type=score, default=0.01, help="lowest detection score kept")
     wider.add_argument(
         "--min-face",
@@ -80,7 +89,7 @@ def run_wider(args: argparse.Namespace, load_model: ModelLoader) -> int:
     resamples = args.bootstrap if args.bootstrap is not None else (1000 if args.versus else 0)
     if resamples < 0:
         raise UsageError(f"--bootstrap must be 0 or more, got {resamples}")
-    samples = _val_samples(args.data_root, args.max_images)
+    samples = _val_samples(args.data_root, args.max_images, args.held_out)
     detector = _detector(args, load_model)
     # Both models are loaded before any detection, so a bad --versus file fails at once.
     other = None if args.versus is None else load_model(Path(args.versus), args.img_size, args.min_score)
@@ -124,12 +133,33 @@ def _score(
     return metrics
 
 
-def _val_samples(data_root: Path, max_images: int | None) -> list[WiderSample]:
-    from facedet.data.wider import load_wider
+def _subset_spec(text: str) -> tuple[int, int]:
+    """``N:SEED`` -> (N, SEED), N > 0."""
+    try:
+        size, seed = (int(part) for part in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N:SEED (e.g. 200:8), got {text!r}") from None
+    if size <= 0:
+        raise argparse.ArgumentTypeError(f"the subset size must be positive, got {size}")
+    return size, seed
+
+
+def _val_samples(
+    data_root: Path, max_images: int | None, held_out: Sequence[tuple[int, int]] = ()
+) -> list[WiderSample]:
+    """The val images present, less the training runs' validation subsets, then the first ``max_images``."""
+    from facedet.data.wider import load_wider, seeded_subset
 
     samples, missing = load_wider(data_root, "val", allow_missing=True)
     if missing:
         print(f"WIDER val: {len(missing)} listed images missing, skipped")
+    if held_out:
+        seen = {s.path for size, seed in held_out for s in seeded_subset(samples, size, seed)}
+        kept = [s for s in samples if s.path not in seen]
+        print(f"WIDER val: {len(kept)} of {len(samples)} images outside the subsets {held_out}")
+        if not kept:
+            raise UsageError("--held-out leaves no val image to score")
+        samples = kept
     return samples[:max_images] if max_images is not None else samples
 
 

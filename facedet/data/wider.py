@@ -160,3 +160,13 @@ def load_wider(
         raise MissingImagesError(annotation, missing)
     missing_set = set(missing)
     return [s for s in samples if s.path not in missing_set], missing
+
+
+def seeded_subset(samples: list[WiderSample], limit: int | None, seed: int) -> list[WiderSample]:
+    """A seeded spread of ``limit`` samples over the whole list, in list order (WIDER files are
+    grouped by event: the first N images would all be parades). ``facedet train
+    --max-val-images N --val-seed S`` validates on ``seeded_subset(val, N, S)``."""
+    if limit is None or limit >= len(samples):
+        return samples
+    keep = np.sort(np.random.default_rng(seed).permutation(len(samples))[:limit])
+    return [samples[i] for i in keep]

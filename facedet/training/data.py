@@ -11,21 +11,12 @@ from facedet.data.cache import ImageCache, default_cache_dir
 from facedet.data.dataset import FaceDataset
 from facedet.data.teacher import TeacherBoxes, load_or_run_teacher
 from facedet.data.transforms import build_transforms
-from facedet.data.wider import WiderSample, load_wider
+from facedet.data.wider import WiderSample, load_wider, seeded_subset
 from facedet.training.checkpointing import checkpoint_anchors
 from facedet.training.config import TrainConfig
 from facedet.training.distributed import Dist
 
 Anchors = tuple[tuple[float, float], ...]
-
-
-def subset(samples: list[WiderSample], limit: int | None, seed: int) -> list[WiderSample]:
-    """A seeded spread of ``limit`` samples over the whole list, in list order (WIDER files are
-    grouped by event: the first N images would all be parades)."""
-    if limit is None or limit >= len(samples):
-        return samples
-    keep = np.sort(np.random.default_rng(seed).permutation(len(samples))[:limit])
-    return [samples[i] for i in keep]
 
 
 def load_split(
@@ -35,7 +26,7 @@ def load_split(
     rank must call this, the others waiting at a barrier)."""
     samples, _ = load_wider(cfg.data_root, split)
     seed = cfg.val_seed if split == "val" and cfg.val_seed is not None else cfg.seed
-    samples = subset(samples, limit, seed)
+    samples = seeded_subset(samples, limit, seed)
     if split == "train" and len(samples) < cfg.batch_size * ctx.world:  # checked before the slow cache build
         raise ValueError(
             f"{len(samples)} training images are fewer than one batch of {cfg.batch_size}"
