@@ -90,6 +90,12 @@ def test_a_run_with_a_teacher_model_learns_its_maps(
     assert _train(wider_root, tmp_path / "x", cache, "--anchors", "preset", "--teacher-model", teacher) == 2
     err = capsys.readouterr().err
     assert "takes the teacher's anchors" in err and err.count("\n") == 1
+    # Resuming a run whose anchors are not the teacher's: one line.
+    plain = tmp_path / "plain"
+    assert _train(wider_root, plain, cache, "--max-steps", "1", "--seed", "3") == 0
+    assert _train(wider_root, plain, cache, "--max-steps", "2", "--resume", "--teacher-model", teacher) == 2
+    err = capsys.readouterr().err
+    assert "does not match the student" in err and err.count("\n") == 1
     # A teacher with 3 anchors per cell: the student's head takes 3 too.
     other = tmp_path / "other"
     assert _train(wider_root, other, cache, "--max-steps", "1", "--num-anchors", "3") == 0

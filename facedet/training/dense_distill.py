@@ -31,7 +31,8 @@ class Teacher:
 
     Args:
         path: a facedet checkpoint (float16 weights load as float32).
-        student: the student's model config; stride and the number of anchors must match.
+        student: the student's model config; stride and anchors must be the teacher's (a fresh run
+            takes them, ``fit_anchors``; a resumed run with other anchors is refused here).
         device: where the teacher runs.
         bf16: run it under bfloat16 autocast in channels-last layout (Tiny-YOLO on a CPU with
             AVX-512 bf16: several times faster; the targets move by well under the student's error).
@@ -39,10 +40,10 @@ class Teacher:
 
     def __init__(self, path: str, student: ModelConfig, device: torch.device, bf16: bool = True) -> None:
         model, config, _ = load_model(path)
-        if config.stride != student.stride or len(config.anchors) != len(student.anchors):
+        if config.stride != student.stride or config.anchors != student.anchors:
             raise ValueError(
-                f"teacher {path} ({config.name}: stride {config.stride}, {len(config.anchors)} anchors) does not "
-                f"match the student ({student.name}: stride {student.stride}, {len(student.anchors)} anchors)"
+                f"teacher {path} ({config.name}: stride {config.stride}, anchors {config.anchors}) does not match "
+                f"the student ({student.name}: stride {student.stride}, anchors {student.anchors})"
             )
         for p in model.parameters():
             p.requires_grad_(False)

@@ -97,8 +97,6 @@ def _build_trainee(cfg: TrainConfig, ctx: Dist, train_set: FaceDataset, total_st
                 Path(cfg.out) / "last.pt", state.epoch, state.iter_in_epoch, state.step,
             )  # fmt: skip
     teacher = Teacher(cfg.teacher_model, config, ctx.device) if cfg.teacher_model else None
-    if teacher is not None and teacher.config.anchors != config.anchors:  # a resumed run kept other anchors
-        raise ValueError(f"the run's anchors {config.anchors} are not the teacher's {teacher.config.anchors}")
     trainee = Trainee(
         model=model,
         forward=ctx.wrap(model, cfg.compile),
