@@ -50,7 +50,6 @@ class Teacher:
         self.bf16 = bf16 and device.type == "cpu"
         layout = torch.channels_last if self.bf16 else torch.contiguous_format
         self.model = model.float().to(device, memory_format=layout).eval()
-        self.config = config
 
     @torch.no_grad()
     def __call__(self, images: Tensor) -> Tensor:

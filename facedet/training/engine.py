@@ -103,10 +103,10 @@ def _train_step(
     if trainee.ancillary is not None:
         trainee.ancillary.set_progress(state.step, trainee.fade_steps)
     with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=trainee.bf16):
-        raw = trainee.forward(images)  # (B, A*5, S/32, S/32)
-    terms = region_loss(raw.float(), targets, trainee.anchors, trainee.config.stride, trainee.loss)
+        raw = trainee.forward(images).float()  # (B, A*5, S/32, S/32); the losses run in float32
+    terms = region_loss(raw, targets, trainee.anchors, trainee.config.stride, trainee.loss)
     if trainee.teacher is not None:
-        distill = dense_distill_loss(raw.float(), trainee.teacher(images), trainee.anchors.shape[0])
+        distill = dense_distill_loss(raw, trainee.teacher(images), trainee.anchors.shape[0])
         terms.update(distill)
         terms["total"] = terms["total"] + trainee.teacher_weight * (distill["kd_obj"] + distill["kd_box"])
     finite = {k: float(v.detach()) for k, v in terms.items()}
